@@ -1,0 +1,23 @@
+"""The HTTP way in."""
+
+from fastapi import FastAPI
+
+from api.errors import OrjsonResponse, install_error_handlers
+from api.limits import BodyLimit
+from api.routes import health, reads, tenants, webhooks
+from api.runtime import Runtime
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="Messaging ledger",
+        version="0.1.0",
+        description="An event-sourced, multi-tenant omnichannel messaging ledger.",
+        default_response_class=OrjsonResponse,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for module in (health, tenants, webhooks, reads):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
+    return app

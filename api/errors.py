@@ -1,0 +1,87 @@
+"""The one place where errors become HTTP answers: {"error_code", "message", "details"}."""
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger import errors
+from ledger.errors import LedgerError
+
+log = logging.getLogger(__name__)
+
+
+class PayloadTooLarge(LedgerError):
+    pass
+
+
+class ProjectionLagging(LedgerError):
+    pass
+
+
+STATUS_AND_CODE: dict[type[LedgerError], tuple[int, str]] = {
+    errors.InvalidJson: (400, "invalid_json"),
+    errors.Unauthorized: (401, "unauthorized"),
+    errors.InvalidSignature: (401, "invalid_signature"),
+    errors.Forbidden: (403, "forbidden"),
+    errors.NotFound: (404, "not_found"),
+    errors.Conflict: (409, "conflict"),
+    PayloadTooLarge: (413, "payload_too_large"),
+    errors.UnsupportedMediaType: (415, "unsupported_media_type"),
+    errors.ValidationFailed: (422, "validation_error"),
+    ProjectionLagging: (503, "projection_lagging"),
+}
+CODE_OF_HTTP_STATUS = {
+    400: "invalid_json", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_found",
+    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+    429: "rate_limited", 503: "unavailable",
+}
+
+
+class OrjsonResponse(JSONResponse):
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def error_response(status: int, code: str, message: str, details: object = None) -> OrjsonResponse:
+    return OrjsonResponse({"error_code": code, "message": message, "details": details}, status_code=status)
+
+
+def ledger_error(request: Request, error: LedgerError) -> OrjsonResponse:
+    status, code = next(
+        (pair for error_class, pair in STATUS_AND_CODE.items() if isinstance(error, error_class)),
+        (500, "internal_error"),
+    )
+    return error_response(status, code, error.message, error.details)
+
+
+def request_validation_error(request: Request, error: RequestValidationError) -> OrjsonResponse:
+    problems = error.errors()
+    if any(problem["type"] == "json_invalid" for problem in problems):
+        return error_response(400, "invalid_json", "the body is not valid JSON")
+    details = [
+        {"field": _field_name(problem["loc"]), "issue": problem["type"], "message": problem["msg"]}
+        for problem in problems
+    ]
+    return error_response(422, "validation_error", "the request is not valid", details)
+
+
+def http_error(request: Request, error: StarletteHTTPException) -> OrjsonResponse:
+    code = CODE_OF_HTTP_STATUS.get(error.status_code, "error")
+    return error_response(error.status_code, code, str(error.detail))
+
+
+def _field_name(location: tuple) -> str:
+    parts = [str(part) for part in location]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(LedgerError, ledger_error)
+    app.add_exception_handler(RequestValidationError, request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -1,0 +1,96 @@
+"""The composition root: builds the application, connections and queues from settings."""
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+from redis import Redis
+from rq import Queue
+
+from api.settings import Settings
+from ledger.application import Ledger
+from ledger.credentials import SecretBox, new_secret_key
+from projections.runner import Projector
+from workers.wakeup import Wakeup
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    ledger: Ledger
+    pool: ConnectionPool
+    projector: Projector
+    redis: Redis
+    queue: Queue
+    wakeup: Wakeup
+    admin_token: str
+
+    def close(self) -> None:
+        self.pool.close()
+        self.ledger.close()
+        self.redis.close()
+
+
+def eventsourcing_env(database_url: str, create_table: bool, pool_size: int) -> dict[str, str]:
+    params = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(params.get("port", "5432")),
+        "POSTGRES_USER": str(params.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(params.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "CREATE_TABLE": "yes" if create_table else "no",
+    }
+
+
+def file_secret(settings_value: str | None, path: Path, generate) -> str:
+    """The configured value, else the one kept in the data dir, else a new one kept there."""
+    if settings_value:
+        return settings_value
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = generate()
+    path.touch(mode=0o600)
+    path.write_text(value)
+    return value
+
+
+def admin_token(settings: Settings) -> str:
+    return file_secret(settings.admin_token, settings.data_dir / "admin-token", lambda: secrets.token_urlsafe(32))
+
+
+def secret_key(settings: Settings) -> str:
+    return file_secret(settings.secret_key, settings.data_dir / "secret-key", new_secret_key)
+
+
+def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set (`ledger up` sets them for you)")
+    ledger = Ledger(
+        eventsourcing_env(settings.database_url, create_tables, settings.db_pool_size),
+        SecretBox(secret_key(settings)),
+        settings.default_region,
+    )
+    pool = ConnectionPool(
+        settings.database_url, min_size=1, max_size=settings.db_pool_size, kwargs={"autocommit": True}, open=True
+    )
+    projector = Projector(pool, ledger, settings.batch_size)
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=2)
+    queue = Queue(settings.queue_name, connection=redis)
+    wakeup = Wakeup(redis, queue, list(projector.projections))
+    return Runtime(settings, ledger, pool, projector, redis, queue, wakeup, admin_token(settings))
+
+
+def migrate(settings: Settings) -> None:
+    runtime = build_runtime(settings, create_tables=True)
+    try:
+        runtime.projector.migrate()
+    finally:
+        runtime.close()

@@ -1,0 +1,38 @@
+"""Address normalization: phone numbers to E.164, email addresses to lower case.
+
+Conversations are grouped and contacts keyed by the normalized form, so
+"+1 804-555-1234" and "+18045551234" are the same participant.
+"""
+
+from email.utils import parseaddr
+from typing import Literal
+
+import phonenumbers
+
+from ledger.errors import ValidationFailed
+
+AddressKind = Literal["phone", "email"]
+
+
+def normalize_phone(raw: str, field: str, default_region: str = "US") -> str:
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as error:
+        raise ValidationFailed.single(field, "invalid_phone", f"{field}: not a phone number ({error})") from error
+    if not phonenumbers.is_possible_number(number):
+        raise ValidationFailed.single(field, "invalid_phone", f"{field}: {raw!r} is not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str, field: str) -> str:
+    _, address = parseaddr(raw)
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or "." not in domain:
+        raise ValidationFailed.single(field, "invalid_email", f"{field}: {raw!r} is not an email address")
+    return f"{local}@{domain}".lower()
+
+
+def normalize(kind: AddressKind, raw: str, field: str, default_region: str = "US") -> str:
+    if kind == "phone":
+        return normalize_phone(raw, field, default_region)
+    return normalize_email(raw, field)

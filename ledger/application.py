@@ -1,0 +1,207 @@
+"""The ledger application: every command, and the one write path to the event store."""
+
+from dataclasses import dataclass
+from typing import TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from ledger.addresses import normalize
+from ledger.base import LedgerAggregate
+from ledger.channels import InboundMessage, channel_kinds
+from ledger.credentials import SecretBox, hash_key, new_api_key, new_webhook_secret
+from ledger.ids import natural_id
+from ledger.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from ledger.messaging import Contact, Conversation, Receipt
+from ledger.tenancy import HUMAN_ROLES, ApiKey, Channel, Company, Role, User
+
+A = TypeVar("A", bound=LedgerAggregate)
+MAX_CONFLICT_RETRIES = 50
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Principal:
+    company_id: str
+    user_id: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        return f"{'bot' if self.role == 'bot' else 'user'}:{self.user_id}"
+
+    def require(self, *roles: Role) -> None:
+        if self.role not in roles:
+            raise Forbidden(f"this needs the role {' or '.join(roles)}; you are {self.role}")
+
+
+@dataclass(frozen=True)
+class CompanyCreated:
+    company: Company
+    admin_key: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Ingested:
+    message_id: str
+    conversation_id: str
+    contact_id: str
+    position: int
+    deduplicated: bool
+
+
+class Ledger(Application[UUID]):
+    name = "ledger"
+    snapshotting_intervals = {Conversation: 100}
+
+    def __init__(self, env: dict[str, str], secret_box: SecretBox, default_region: str = "US") -> None:
+        super().__init__(env)
+        self.secret_box = secret_box
+        self.default_region = default_region
+
+    # -- the write path -------------------------------------------------------------
+
+    def commit(self, *aggregates: LedgerAggregate | None) -> int:
+        """Appends the pending events of the aggregates in one transaction and returns
+        the log position of the last one. Every command writes through here."""
+        recordings = self.save(*aggregates)
+        return recordings[-1].notification.id
+
+    def head_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def find(self, aggregate_class: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, aggregate_class) else None
+
+    def get_owned(self, aggregate_class: type[A], aggregate_id: UUID, company_id: str) -> A:
+        """The aggregate if it exists and belongs to the company; foreign ids are not found."""
+        aggregate = self.find(aggregate_class, aggregate_id)
+        if aggregate is None or aggregate.company_id != company_id:
+            raise NotFound(f"no such {aggregate_class.__name__.lower()}")
+        return aggregate
+
+    # -- tenants ----------------------------------------------------------------------
+
+    def create_company(self, name: str) -> CompanyCreated:
+        company = Company.create(name, actor=SYSTEM)
+        admin_key = new_api_key()
+        admin = User.create(company.company_id, "Admin", "admin", SYSTEM, UUID(company.admin_user_id))
+        bot = User.create(company.company_id, "AI assistant", "bot", SYSTEM, UUID(company.bot_user_id))
+        key = ApiKey.issue(company.company_id, admin.id, hash_key(admin_key), SYSTEM)
+        position = self.commit(company, admin, bot, key)
+        return CompanyCreated(company, admin_key, position)
+
+    def create_user(self, principal: Principal, name: str, role: Role) -> tuple[User, str, int]:
+        principal.require("admin")
+        if role not in HUMAN_ROLES:
+            raise ValidationFailed.single("role", "invalid_role", f"role must be one of {', '.join(HUMAN_ROLES)}")
+        company = self.get_owned(Company, UUID(principal.company_id), principal.company_id)
+        api_key = new_api_key()
+        user = User.create(principal.company_id, name, role, principal.actor)
+        key = ApiKey.issue(principal.company_id, user.id, hash_key(api_key), principal.actor)
+        company.add_user(user.id, principal.actor)
+        return user, api_key, self.commit(user, key, company)
+
+    def list_users(self, principal: Principal) -> list[User]:
+        principal.require("admin", "agent")
+        company = self.get_owned(Company, UUID(principal.company_id), principal.company_id)
+        return [self.get_owned(User, UUID(user_id), principal.company_id) for user_id in company.user_ids]
+
+    def authenticate(self, api_key: str) -> Principal:
+        key = self.find(ApiKey, ApiKey.id_for(hash_key(api_key)))
+        if key is None or key.revoked:
+            raise Unauthorized("unknown or revoked API key")
+        user = self.get_owned(User, UUID(key.user_id), key.company_id)
+        return Principal(company_id=key.company_id, user_id=str(user.id), role=user.role)
+
+    def create_channel(
+        self, principal: Principal, kind: str, address: str, name: str | None, webhook_secret: str | None
+    ) -> tuple[Channel, str, int]:
+        principal.require("admin")
+        channel_kind = channel_kinds().get(kind)
+        if channel_kind is None:
+            supported = ", ".join(sorted(channel_kinds()))
+            raise ValidationFailed.single("kind", "unsupported_kind", f"kind must be one of {supported}")
+        normalized = normalize(channel_kind.address_kind, address, "address", self.default_region)
+        secret = webhook_secret or new_webhook_secret()
+        channel_id = uuid4()
+        sealed = self.secret_box.seal(secret, context=str(channel_id))
+        channel = Channel.create(
+            channel_id, principal.company_id, kind, normalized, name or f"{kind} {normalized}", sealed, principal.actor
+        )
+        return channel, secret, self.commit(channel)
+
+    def channel_secret(self, channel: Channel) -> str:
+        return self.secret_box.open(channel.sealed_secret, context=str(channel.id))
+
+    def get_channel(self, channel_id: UUID) -> Channel:
+        channel = self.find(Channel, channel_id)
+        if channel is None:
+            raise NotFound("no such channel")
+        return channel
+
+    # -- inbound messages ------------------------------------------------------------
+
+    def ingest(self, channel: Channel, message: InboundMessage) -> Ingested:
+        """Appends one inbound message exactly once.
+
+        The receipt, the message and (when new) the conversation and contact are saved in
+        one transaction. A concurrent duplicate collides on the receipt's primary key; a
+        concurrent message to the same conversation collides on its version. Either way
+        the loser re-reads and either answers with the original ids or retries."""
+        kind = channel_kinds()[channel.kind]
+        sender = normalize(kind.address_kind, message.sender, "from", self.default_region)
+        if message.recipient is not None:
+            recipient = normalize(kind.address_kind, message.recipient, "to", self.default_region)
+            if recipient != channel.address:
+                raise ValidationFailed.single("to", "wrong_recipient", "to is not this channel's address")
+        company_id, channel_id = channel.company_id, str(channel.id)
+        receipt_id = Receipt.id_for(company_id, channel_id, message.provider_message_id)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            receipt = self.find(Receipt, receipt_id)
+            if receipt is not None:
+                return Ingested(
+                    receipt.message_id, receipt.conversation_id, receipt.contact_id, self.head_position(), True
+                )
+            try:
+                return self._append_inbound(channel, kind.address_kind, sender, message, receipt_id)
+            except IntegrityError:
+                continue
+        raise Conflict("too many concurrent writes to this conversation; retry")
+
+    def _append_inbound(
+        self, channel: Channel, address_kind: str, sender: str, message: InboundMessage, receipt_id: UUID
+    ) -> Ingested:
+        company_id, channel_id, actor = channel.company_id, str(channel.id), f"provider:{channel.id}"
+        contact_id = Contact.id_for(company_id, sender)
+        new_contact = None
+        if self.find(Contact, contact_id) is None:
+            new_contact = Contact.create(company_id, sender, address_kind, actor)
+        conversation = self.find(Conversation, Conversation.id_for(company_id, channel_id, sender))
+        if conversation is None:
+            company = self.get_owned(Company, UUID(company_id), company_id)
+            conversation = Conversation.start(
+                company_id, channel_id, str(contact_id), sender, channel.address, company.bot_user_id, actor
+            )
+        message_id = natural_id("message", receipt_id)
+        conversation.receive_inbound(
+            message_id,
+            message.provider_message_id,
+            message.message_type,
+            message.body,
+            message.preview,
+            message.attachments,
+            message.sent_at.isoformat() if message.sent_at else None,
+            actor,
+        )
+        receipt = Receipt.claim(
+            company_id, channel_id, message.provider_message_id, message_id, conversation.id, contact_id, actor
+        )
+        position = self.commit(new_contact, conversation, receipt)
+        return Ingested(str(message_id), str(conversation.id), str(contact_id), position, False)

@@ -1,0 +1,67 @@
+"""Channel kinds: how each provider's webhook is verified and parsed.
+
+A kind is a module in this package exposing `KIND`; adding a module adds a kind.
+"""
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Mapping, Protocol
+
+from ledger.addresses import AddressKind
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    url: str
+    headers: Mapping[str, str]  # lower-cased names
+    body: bytes
+
+    @property
+    def media_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    provider_message_id: str
+    sender: str
+    recipient: str | None  # None: the channel's own address
+    body: str
+    preview: str
+    message_type: str = "text"
+    attachments: list[str] = field(default_factory=list)
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """What a provider expects back when it is not the ledger's JSON answer."""
+
+    body: bytes
+    media_type: str
+
+
+class ChannelKind(Protocol):
+    name: str
+    address_kind: AddressKind
+    acknowledgement: Acknowledgement | None
+
+    def verify(self, secret: str, request: WebhookRequest) -> None:
+        """Raise InvalidSignature unless the request is signed with the secret."""
+
+    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
+        """Raise InvalidJson, UnsupportedMediaType or ValidationFailed on bad input."""
+
+
+@cache
+def channel_kinds() -> dict[str, ChannelKind]:
+    kinds = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        if module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        kinds[module.KIND.name] = module.KIND
+    return kinds

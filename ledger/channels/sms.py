@@ -1,0 +1,48 @@
+"""SMS and MMS from the messaging provider's JSON webhook."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.channels import InboundMessage, WebhookRequest
+from ledger.channels._payloads import parse_json, preview, verify_hmac
+
+
+class SmsPayload(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    sender: str = Field(alias="from", min_length=1)
+    to: str = Field(min_length=1)
+    type: Literal["sms", "mms"] = "sms"
+    messaging_provider_id: str = Field(min_length=1)
+    body: str = ""
+    attachments: list[str] | None = None
+    timestamp: datetime
+
+
+class SmsKind:
+    name = "sms"
+    address_kind = "phone"
+    acknowledgement = None
+
+    def verify(self, secret: str, request: WebhookRequest) -> None:
+        verify_hmac(secret, request, "x-ledger-signature", "sha256")
+
+    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
+        payload = parse_json(request, SmsPayload)
+        return [
+            InboundMessage(
+                provider_message_id=payload.messaging_provider_id,
+                sender=payload.sender,
+                recipient=payload.to,
+                body=payload.body,
+                preview=preview(payload.body),
+                message_type=payload.type,
+                attachments=payload.attachments or [],
+                sent_at=payload.timestamp,
+            )
+        ]
+
+
+KIND = SmsKind()

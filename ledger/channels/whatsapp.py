@@ -1,0 +1,43 @@
+"""WhatsApp messages; the receiving address is the channel's own."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.channels import InboundMessage, WebhookRequest
+from ledger.channels._payloads import parse_json, preview, verify_hmac
+
+
+class WhatsappPayload(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    sender: str = Field(alias="from", min_length=1)
+    text: str = ""
+    channel_message_id: str = Field(min_length=1)
+    timestamp: datetime | None = None
+
+
+class WhatsappKind:
+    name = "whatsapp"
+    address_kind = "phone"
+    acknowledgement = None
+
+    def verify(self, secret: str, request: WebhookRequest) -> None:
+        verify_hmac(secret, request, "x-ledger-signature", "sha256")
+
+    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
+        payload = parse_json(request, WhatsappPayload)
+        return [
+            InboundMessage(
+                provider_message_id=payload.channel_message_id,
+                sender=payload.sender,
+                recipient=None,
+                body=payload.text,
+                preview=preview(payload.text),
+                message_type="whatsapp",
+                sent_at=payload.timestamp,
+            )
+        ]
+
+
+KIND = WhatsappKind()

@@ -1,0 +1,46 @@
+"""Domain errors. The API maps each of them to one HTTP answer, in one place."""
+
+from typing import Any
+
+
+class LedgerError(Exception):
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(LedgerError):
+    pass
+
+
+class Unauthorized(LedgerError):
+    pass
+
+
+class Forbidden(LedgerError):
+    pass
+
+
+class InvalidSignature(LedgerError):
+    pass
+
+
+class InvalidJson(LedgerError):
+    pass
+
+
+class UnsupportedMediaType(LedgerError):
+    pass
+
+
+class Conflict(LedgerError):
+    pass
+
+
+class ValidationFailed(LedgerError):
+    """details: a list of {field, issue, message}."""
+
+    @classmethod
+    def single(cls, field: str, issue: str, message: str) -> "ValidationFailed":
+        return cls(message, [{"field": field, "issue": issue, "message": message}])

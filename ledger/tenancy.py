@@ -1,0 +1,126 @@
+"""Tenants: companies, their users, API keys and channels."""
+
+from typing import Literal
+from uuid import UUID, uuid4
+
+from ledger.base import LedgerAggregate
+from ledger.ids import natural_id
+
+Role = Literal["admin", "agent", "auditor", "bot"]
+HUMAN_ROLES = ("admin", "agent", "auditor")
+
+
+class Company(LedgerAggregate):
+    class Created(LedgerAggregate.Created):
+        name: str
+        admin_user_id: str
+        bot_user_id: str
+
+    class UserAdded(LedgerAggregate.Event):
+        user_id: str
+
+        def apply(self, company: "Company") -> None:
+            company.user_ids.append(self.user_id)
+
+    def __init__(self, company_id: str, actor: str, name: str, admin_user_id: str, bot_user_id: str) -> None:
+        self.company_id = company_id
+        self.name = name
+        self.admin_user_id = admin_user_id
+        self.bot_user_id = bot_user_id
+        self.user_ids = [admin_user_id, bot_user_id]
+
+    @classmethod
+    def create(cls, name: str, actor: str) -> "Company":
+        company_id, admin_id, bot_id = uuid4(), uuid4(), uuid4()
+        return cls._create(
+            cls.Created,
+            id=company_id,
+            company_id=str(company_id),
+            actor=actor,
+            name=name,
+            admin_user_id=str(admin_id),
+            bot_user_id=str(bot_id),
+        )
+
+    def add_user(self, user_id: UUID, actor: str) -> None:
+        self._record(self.UserAdded, actor, user_id=str(user_id))
+
+
+class User(LedgerAggregate):
+    class Created(LedgerAggregate.Created):
+        name: str
+        role: str
+
+    def __init__(self, company_id: str, actor: str, name: str, role: Role) -> None:
+        self.company_id = company_id
+        self.name = name
+        self.role = role
+
+    @classmethod
+    def create(cls, company_id: str, name: str, role: Role, actor: str, user_id: UUID | None = None) -> "User":
+        return cls._create(cls.Created, id=user_id or uuid4(), company_id=company_id, actor=actor, name=name, role=role)
+
+
+class ApiKey(LedgerAggregate):
+    """Keyed by the hash of the key, so authenticating is one lookup by id."""
+
+    class KeyIssued(LedgerAggregate.Created):
+        user_id: str
+        key_hash: str
+
+    class KeyRevoked(LedgerAggregate.Event):
+        def apply(self, key: "ApiKey") -> None:
+            key.revoked = True
+
+    def __init__(self, company_id: str, actor: str, user_id: str, key_hash: str) -> None:
+        self.company_id = company_id
+        self.user_id = user_id
+        self.revoked = False
+
+    @staticmethod
+    def id_for(key_hash: str) -> UUID:
+        return natural_id("api-key", key_hash)
+
+    @classmethod
+    def issue(cls, company_id: str, user_id: UUID, key_hash: str, actor: str) -> "ApiKey":
+        return cls._create(
+            cls.KeyIssued,
+            id=cls.id_for(key_hash),
+            company_id=company_id,
+            actor=actor,
+            user_id=str(user_id),
+            key_hash=key_hash,
+        )
+
+    def revoke(self, actor: str) -> None:
+        self._record(self.KeyRevoked, actor)
+
+
+class Channel(LedgerAggregate):
+    class Created(LedgerAggregate.Created):
+        kind: str
+        address: str
+        name: str
+        sealed_secret: str
+
+    def __init__(self, company_id: str, actor: str, kind: str, address: str, name: str, sealed_secret: str) -> None:
+        self.company_id = company_id
+        self.kind = kind
+        self.address = address
+        self.name = name
+        self.sealed_secret = sealed_secret
+
+    @classmethod
+    def create(
+        cls, channel_id: UUID, company_id: str, kind: str, address: str, name: str, sealed_secret: str, actor: str
+    ) -> "Channel":
+        return cls._create(
+            cls.Created,
+            id=channel_id,
+            company_id=company_id,
+            actor=actor,
+            kind=kind,
+            address=address,
+            name=name,
+            sealed_secret=sealed_secret,
+        )

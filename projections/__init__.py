@@ -1,0 +1,47 @@
+"""Read models projected from the event log.
+
+A projection is a module in this package exposing `PROJECTION`; adding a module adds
+a projection. Each projection owns its tables and the queries that read them.
+"""
+
+import importlib
+import pkgutil
+from functools import cache
+from typing import Any, Callable
+
+from eventsourcing.utils import get_topic
+from psycopg import Cursor
+
+Handler = Callable[[Cursor, Any, int], None]
+
+
+class Projection:
+    def __init__(self, name: str, ddl: list[str], tables: list[str]) -> None:
+        self.name = name
+        self.ddl = ddl
+        self.tables = tables
+        self._handlers: dict[str, Handler] = {}
+
+    def on(self, event_class: type) -> Callable[[Handler], Handler]:
+        """Registers the handler that applies one event of this class, given the
+        cursor of the batch's transaction and the event's log position."""
+
+        def register(handler: Handler) -> Handler:
+            self._handlers[get_topic(event_class)] = handler
+            return handler
+
+        return register
+
+    def handler_for(self, topic: str) -> Handler | None:
+        return self._handlers.get(topic)
+
+
+@cache
+def all_projections() -> dict[str, Projection]:
+    found = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        projection = getattr(module, "PROJECTION", None)
+        if isinstance(projection, Projection):
+            found[projection.name] = projection
+    return found

@@ -1,0 +1,119 @@
+"""Runs projections: catch-up in batches, each batch one transaction that writes the
+read-model rows and the projection's tracked position together (exactly-once).
+
+A per-projection advisory lock, taken before the tracked position is read, makes
+overlapping workers take turns batch by batch instead of applying an event twice.
+"""
+
+import time
+from collections.abc import Callable, Iterable
+
+from eventsourcing.application import Application
+from psycopg_pool import ConnectionPool
+
+from projections import Projection, all_projections
+
+TRACKING_DDL = """
+create table if not exists projection_tracking (
+    name text primary key,
+    position bigint not null default 0,
+    updated_at timestamptz not null default now()
+)"""
+MIGRATION_LOCK = 7_201_001
+
+
+class Projector:
+    def __init__(self, pool: ConnectionPool, application: Application, batch_size: int = 500) -> None:
+        self.pool = pool
+        self.recorder = application.recorder
+        self.mapper = application.mapper
+        self.batch_size = batch_size
+        self.projections = all_projections()
+
+    def migrate(self) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
+            conn.execute(TRACKING_DDL)
+            for projection in self.projections.values():
+                for statement in projection.ddl:
+                    conn.execute(statement)
+                conn.execute(
+                    "insert into projection_tracking (name) values (%s) on conflict do nothing", [projection.name]
+                )
+
+    def get(self, name: str) -> Projection:
+        return self.projections[name]
+
+    def catch_up_all(self) -> dict[str, int]:
+        return {name: self.catch_up(projection) for name, projection in self.projections.items()}
+
+    def catch_up(self, projection: Projection) -> int:
+        applied = 0
+        while batch := self.run_batch(projection):
+            applied += batch
+        return applied
+
+    def run_batch(self, projection: Projection) -> int:
+        """Applies the next batch of the log; returns how many notifications it read."""
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            position = self._lock_and_read_position(cursor, projection.name)
+            notifications = self.recorder.select_notifications(
+                start=position, limit=self.batch_size, inclusive_of_start=False
+            )
+            for notification in notifications:
+                handler = projection.handler_for(notification.topic)
+                if handler is not None:
+                    handler(cursor, self.mapper.to_domain_event(notification), notification.id)
+            if notifications:
+                cursor.execute(
+                    "update projection_tracking set position = %s, updated_at = now() where name = %s",
+                    [notifications[-1].id, projection.name],
+                )
+            return len(notifications)
+
+    def rebuild(self, projection: Projection, progress: Callable[[int], None] | None = None) -> int:
+        """Empties the read model and replays the whole log into it."""
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            self._lock_and_read_position(cursor, projection.name)
+            for table in projection.tables:
+                cursor.execute(f"truncate {table}")
+            cursor.execute("update projection_tracking set position = 0 where name = %s", [projection.name])
+        applied = 0
+        while batch := self.run_batch(projection):
+            applied += batch
+            if progress:
+                progress(applied)
+        return applied
+
+    def positions(self) -> dict[str, int]:
+        with self.pool.connection() as conn:
+            rows = conn.execute("select name, position from projection_tracking").fetchall()
+        return {name: position for name, position in rows if name in self.projections}
+
+    def position_of(self, names: Iterable[str]) -> int:
+        """The position every one of the named projections has reached."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "select coalesce(min(position), 0) from projection_tracking where name = any(%s)", [list(names)]
+            ).fetchone()
+        return row[0]
+
+    def wait_for(self, names: Iterable[str], min_position: int, timeout: float) -> int | None:
+        """Waits until the projections reach min_position; their position, or None on timeout."""
+        names = list(names)
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while (position := self.position_of(names)) < min_position:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        return position
+
+    @staticmethod
+    def _lock_and_read_position(cursor, name: str) -> int:
+        cursor.execute("select pg_advisory_xact_lock(hashtext('ledger.projection.' || %s))", [name])
+        row = cursor.execute("select position from projection_tracking where name = %s", [name]).fetchone()
+        if row is None:
+            raise LookupError(f"projection {name!r} has no tracking row: run `ledger migrate`")
+        return row[0]

@@ -1,0 +1,107 @@
+"""Conversation summaries: one row per conversation, for lists and timeline headers."""
+
+import base64
+from datetime import datetime
+
+import orjson
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ledger.errors import ValidationFailed
+from ledger.messaging import Conversation
+from projections import Projection
+
+PROJECTION = Projection(
+    "summaries",
+    ddl=[
+        """create table if not exists conversation_summaries (
+            id uuid primary key,
+            company_id uuid not null,
+            channel_id uuid not null,
+            contact_id uuid not null,
+            owner_id uuid,
+            status text not null,
+            participants jsonb not null,
+            message_count integer not null default 0,
+            last_message_at timestamptz,
+            last_message_preview text,
+            created_at timestamptz not null,
+            updated_at timestamptz not null
+        )""",
+        """create index if not exists conversation_summaries_activity
+            on conversation_summaries (company_id, updated_at desc, id desc)""",
+    ],
+    tables=["conversation_summaries"],
+)
+COLUMNS = """id, channel_id, contact_id, owner_id, status, participants, message_count, last_message_at,
+             last_message_preview, created_at, updated_at"""
+FILTERS = ("owner_id", "channel_id", "contact_id", "status")
+
+
+@PROJECTION.on(Conversation.Started)
+def started(cursor, event: Conversation.Started, position: int) -> None:
+    cursor.execute(
+        """insert into conversation_summaries (id, company_id, channel_id, contact_id, owner_id, status,
+               participants, created_at, updated_at)
+           values (%s, %s, %s, %s, %s, 'open', %s, %s, %s)""",
+        [
+            event.originator_id, event.company_id, event.channel_id, event.contact_id, event.owner_id,
+            Jsonb([event.contact_address, event.channel_address]), event.recorded_at, event.recorded_at,
+        ],
+    )
+
+
+@PROJECTION.on(Conversation.InboundMessageReceived)
+def inbound_message_received(cursor, event: Conversation.InboundMessageReceived, position: int) -> None:
+    cursor.execute(
+        """update conversation_summaries
+           set message_count = message_count + 1, last_message_at = %s, last_message_preview = %s, updated_at = %s
+           where id = %s""",
+        [event.recorded_at, event.preview, event.recorded_at, event.originator_id],
+    )
+
+
+def get_summary(conn: Connection, company_id: str, conversation_id: str) -> dict | None:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            f"select {COLUMNS} from conversation_summaries where company_id = %s and id = %s",
+            [company_id, conversation_id],
+        ).fetchone()
+
+
+def list_summaries(
+    conn: Connection, company_id: str, filters: dict[str, str], limit: int, cursor_token: str | None
+) -> tuple[list[dict], str | None]:
+    """Newest activity first; the cursor is the (updated_at, id) of the last item served."""
+    where, params = ["company_id = %s"], [company_id]
+    for name in FILTERS:
+        if filters.get(name) is not None:
+            where.append(f"{name} = %s")
+            params.append(filters[name])
+    if cursor_token:
+        updated_at, last_id = decode_cursor(cursor_token)
+        where.append("(updated_at, id) < (%s, %s)")
+        params += [updated_at, last_id]
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(
+            f"""select {COLUMNS} from conversation_summaries where {' and '.join(where)}
+                order by updated_at desc, id desc limit %s""",
+            [*params, limit + 1],
+        ).fetchall()
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(last["updated_at"], str(last["id"]))
+
+
+def encode_cursor(updated_at: datetime, conversation_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([updated_at.isoformat(), conversation_id])).decode()
+
+
+def decode_cursor(token: str) -> tuple[datetime, str]:
+    try:
+        updated_at, conversation_id = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(updated_at), str(conversation_id)
+    except (ValueError, TypeError) as error:
+        raise ValidationFailed.single("cursor", "invalid_cursor", "cursor is not one this API issued") from error

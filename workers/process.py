@@ -1,0 +1,72 @@
+"""The worker process: an RQ worker for wake-ups plus a periodic sweep.
+
+The sweep reads only PostgreSQL, so a lost wake-up or a Redis outage never strands
+an event: at worst it waits one sweep interval.
+"""
+
+import logging
+import signal
+import threading
+
+from psycopg import OperationalError
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import Queue, SimpleWorker
+
+from projections.runner import Projector
+from workers import jobs
+
+log = logging.getLogger(__name__)
+
+
+def sweep_forever(projector: Projector, interval: float, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            projector.catch_up_all()
+        except OperationalError as error:
+            log.warning("sweep failed, retrying in %ss: %s", interval, error)
+        stop.wait(interval)
+
+
+class _StoppableWorker(SimpleWorker):
+    """Remembers a SIGINT/SIGTERM, so the retry loop below knows the stop was asked for."""
+
+    def __init__(self, *args, stopping: threading.Event, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopping = stopping
+
+    def request_stop(self, signum, frame) -> None:
+        self.stopping.set()
+        super().request_stop(signum, frame)
+
+
+def run(projector: Projector, redis: Redis, queue_name: str, sweep_interval: float, burst: bool = False) -> None:
+    jobs.install(projector)
+    queue = Queue(queue_name, connection=redis)
+    if burst:
+        projector.catch_up_all()
+        SimpleWorker([queue], connection=redis).work(burst=True)
+        return
+    stopping = threading.Event()
+    sweeper = threading.Thread(target=sweep_forever, args=(projector, sweep_interval, stopping), daemon=True)
+    sweeper.start()
+    try:
+        _work_until_stopped(queue, sweep_interval, stopping)
+    finally:
+        stopping.set()
+        sweeper.join(timeout=10)
+
+
+def _work_until_stopped(queue: Queue, retry_interval: float, stopping: threading.Event) -> None:
+    """Runs the RQ worker; when it gives up on an unreachable Redis, starts it again
+    (the sweep keeps projections current meanwhile) until a stop is asked for."""
+    while not stopping.is_set():
+        worker = _StoppableWorker([queue], connection=queue.connection, stopping=stopping)
+        try:
+            worker.work(with_scheduler=False)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            log.warning("Redis unreachable, the sweep keeps projections current: %s", error)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
+        stopping.wait(retry_interval)
