@@ -34,8 +34,8 @@ class ChannelInfo:
     secret: str
 
 
-def create_company(client: httpx.Client, name: str = "Acme") -> Tenant:
-    response = client.post("/v1/companies", json={"name": name}, headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+def create_company(client: httpx.Client, name: str = "Acme", operator_token: str = OPERATOR_TOKEN) -> Tenant:
+    response = client.post("/v1/companies", json={"name": name}, headers={"Authorization": f"Bearer {operator_token}"})
     assert response.status_code == 201, response.text
     body = response.json()
     return Tenant(body["id"], body["api_key"], body["admin_user_id"], body["bot_user_id"])

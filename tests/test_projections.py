@@ -1,0 +1,157 @@
+"""Exactly-once projection (guarantee 3), read-your-writes (guarantee 4) and coalesced wake-ups."""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+from api.runtime import Runtime
+from tests.backlog import write_backlog
+from tests.conftest import run_worker
+from tests.support import count_events, create_channel, create_company, post_signed, sms_payload
+
+READ_MODEL_QUERIES = {
+    "summaries": "select id, channel_id, contact_id, owner_id, status, participants, message_count, "
+                 "last_message_at, last_message_preview, created_at, updated_at from conversation_summaries order by id",
+    "timeline": "select * from timeline_messages order by conversation_id, seq",
+    "contacts": "select * from contacts order by id",
+    "dedup": "select * from provider_messages order by company_id, channel_id, provider_message_id",
+}
+
+
+def read_models(db_url: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(db_url) as conn:
+        return {name: conn.execute(query).fetchall() for name, query in READ_MODEL_QUERIES.items()}
+
+
+def tracked_positions(db_url: str) -> dict[str, int]:
+    with psycopg.connect(db_url) as conn:
+        return dict(conn.execute("select name, position from projection_tracking").fetchall())
+
+
+def backlog(client, runtime: Runtime, conversations: int, messages_each: int) -> int:
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    return write_backlog(runtime.ledger, tenant.company_id, channel.id, tenant.bot_user_id, conversations,
+                         messages_each)
+
+
+def worker_env(settings, **extra) -> dict[str, str]:
+    return dict(
+        os.environ,
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        LEDGER_QUEUE=settings.queue_name,
+        LEDGER_SECRET_KEY=settings.secret_key,
+        LEDGER_ADMIN_TOKEN=settings.admin_token,
+        LEDGER_DATA_DIR=str(settings.data_dir),
+        **extra,
+    )
+
+
+def assert_applied_exactly_once(db_url: str, head: int) -> None:
+    models = read_models(db_url)
+    assert set(tracked_positions(db_url).values()) == {head}
+    messages_in_log = count_events(db_url, "Conversation.InboundMessageReceived")
+    assert len(models["timeline"]) == messages_in_log
+    assert sum(row[6] for row in models["summaries"]) == messages_in_log
+    assert len(models["summaries"]) == count_events(db_url, "Conversation.Started")
+    assert len(models["contacts"]) == count_events(db_url, "Contact.Created")
+    assert len(models["dedup"]) == count_events(db_url, "Receipt.Claimed")
+
+
+def test_two_worker_processes_apply_every_event_exactly_once(client, runtime, settings, db_url):
+    head = backlog(client, runtime, conversations=20, messages_each=30)
+    env = worker_env(settings, LEDGER_PROJECTION_BATCH_SIZE="7")
+    command = [sys.executable, "-m", "api.cli", "worker", "--burst"]
+    workers = [subprocess.Popen(command, env=env, stderr=subprocess.PIPE) for _ in range(2)]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=120)
+        assert worker.returncode == 0, stderr.decode()[-2000:]
+    assert_applied_exactly_once(db_url, head)
+
+
+def test_worker_killed_mid_batch_resumes_to_what_a_rebuild_gives(client, runtime, settings, db_url):
+    head = backlog(client, runtime, conversations=40, messages_each=50)
+    env = worker_env(settings, LEDGER_PROJECTION_BATCH_SIZE="5", LEDGER_SWEEP_SECONDS="0.05")
+    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    try:
+        while sum(tracked_positions(db_url).values()) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # polls for the moment to kill the worker, not for a result
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    assert min(tracked_positions(db_url).values()) < head, "the worker finished before it was killed"
+
+    runtime.projector.catch_up_all()  # the restarted worker
+    assert_applied_exactly_once(db_url, head)
+    resumed = read_models(db_url)
+    for projection in runtime.projector.projections.values():
+        runtime.projector.rebuild(projection)
+    assert read_models(db_url) == resumed
+
+
+def test_replayed_wake_up_applies_nothing_twice(client, runtime, db_url, work):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    response = post_signed(client, channel, sms_payload(channel))
+    work()
+    before = read_models(db_url)
+    for key in runtime.wakeup.pending_keys.values():
+        runtime.redis.delete(key)
+    runtime.wakeup.notify()
+    work()
+    assert read_models(db_url) == before
+    assert_applied_exactly_once(db_url, response.json()["position"])
+
+
+def test_min_position_waits_for_the_projection_and_answers_503_when_it_lags(client, runtime, settings):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    written = post_signed(client, channel, sms_payload(channel)).json()
+    settings.read_wait_seconds = 0.2
+    lagging = client.get(f"/v1/conversations/{written['conversation_id']}",
+                         params={"min_position": written["position"]}, headers=tenant.auth)
+    assert lagging.status_code == 503
+    assert lagging.json()["error_code"] == "projection_lagging"
+
+    settings.read_wait_seconds = 5
+    with ThreadPoolExecutor(1) as pool:
+        read = pool.submit(client.get, f"/v1/conversations/{written['conversation_id']}",
+                           params={"min_position": written["position"]}, headers=tenant.auth)
+        run_worker(runtime)
+        response = read.result()
+    assert response.status_code == 200
+    assert int(response.headers["X-Ledger-Position"]) >= written["position"]
+    assert response.json()["message_count"] == 1
+
+
+def test_a_burst_of_writes_enqueues_one_job_per_projection(client, runtime, work):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    work()
+    responses = [post_signed(client, channel, sms_payload(channel)) for _ in range(25)]
+    assert {response.status_code for response in responses} == {201}
+    assert runtime.queue.count == len(runtime.projector.projections)
+    work()
+    head = max(response.json()["position"] for response in responses)
+    assert set(runtime.projector.positions().values()) == {head}
+
+
+@pytest.mark.parametrize("name", ["summaries", "timeline", "contacts", "dedup"])
+def test_rebuild_equals_incremental(client, runtime, db_url, work, name):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    for sender in ("+18045551111", "+18045552222", "+18045551111"):
+        assert post_signed(client, channel, sms_payload(channel, sender=sender)).status_code == 201
+    work()
+    incremental = read_models(db_url)[name]
+    assert incremental
+    runtime.projector.rebuild(runtime.projector.get(name))
+    assert read_models(db_url)[name] == incremental

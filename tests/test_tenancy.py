@@ -1,0 +1,87 @@
+"""Tenant isolation (guarantee 7), roles, and credentials never stored in plain text."""
+
+import psycopg
+import pytest
+
+from ledger.credentials import hash_key
+
+from tests.support import create_channel, create_company, post_signed, sms_payload
+
+
+@pytest.fixture
+def two_tenants(client, work):
+    tenants = []
+    for name in ("Company A", "Company B"):
+        tenant = create_company(client, name)
+        channel = create_channel(client, tenant)
+        written = post_signed(client, channel, sms_payload(channel)).json()
+        tenants.append((tenant, channel, written))
+    work()
+    return tenants
+
+
+def test_a_key_of_one_company_sees_nothing_of_another(client, two_tenants):
+    (a, a_channel, a_written), (b, b_channel, b_written) = two_tenants
+    position = max(a_written["position"], b_written["position"])
+
+    listed = client.get("/v1/conversations", params={"min_position": position}, headers=a.auth).json()
+    assert [item["id"] for item in listed["items"]] == [a_written["conversation_id"]]
+    for item in client.get("/v1/users", headers=a.auth).json()["items"]:
+        assert item["id"] in (a.admin_user_id, a.bot_user_id)
+    assert client.get("/v1/conversations", params={"channel_id": b_channel.id}, headers=a.auth).json()["items"] == []
+    assert client.get("/v1/conversations", params={"contact_id": b_written["contact_id"]},
+                      headers=a.auth).json()["items"] == []
+
+    foreign_reads = [
+        f"/v1/conversations/{b_written['conversation_id']}",
+        f"/v1/contacts/{b_written['contact_id']}",
+    ]
+    for path in foreign_reads:
+        response = client.get(path, headers=a.auth)
+        assert response.status_code == 404 and response.json()["error_code"] == "not_found", path
+        assert client.get(path, headers=b.auth).status_code == 200, path
+
+
+def test_signatures_are_per_channel(client, two_tenants, db_url):
+    (_, a_channel, _), (_, b_channel, _) = two_tenants
+    payload = sms_payload(b_channel)
+    b_channel_with_a_secret = type(b_channel)(b_channel.id, b_channel.kind, b_channel.address, a_channel.secret)
+    assert post_signed(client, b_channel_with_a_secret, payload).status_code == 401
+
+
+def test_roles_are_enforced(client, two_tenants):
+    (a, _, _), _ = two_tenants
+    made = {}
+    for role in ("agent", "auditor"):
+        response = client.post("/v1/users", json={"name": role.title(), "role": role}, headers=a.auth)
+        assert response.status_code == 201, response.text
+        made[role] = {"Authorization": f"Bearer {response.json()['api_key']}"}
+
+    assert client.get("/v1/users", headers=made["agent"]).status_code == 200
+    assert client.get("/v1/users", headers=made["auditor"]).status_code == 403
+    for role in ("agent", "auditor"):
+        new_user = client.post("/v1/users", json={"name": "X", "role": "agent"}, headers=made[role])
+        assert new_user.status_code == 403 and new_user.json()["error_code"] == "forbidden"
+        new_channel = client.post("/v1/channels", json={"kind": "sms", "address": "+18045550111"}, headers=made[role])
+        assert new_channel.status_code == 403
+        assert client.get("/v1/conversations", headers=made[role]).status_code == 200
+    names = {item["name"] for item in client.get("/v1/users", headers=a.auth).json()["items"]}
+    assert {"Agent", "Auditor"} <= names
+
+
+def test_keys_and_webhook_secrets_are_not_stored_in_plain_text(client, two_tenants, db_url):
+    (a, a_channel, _), (b, b_channel, _) = two_tenants
+    user = client.post("/v1/users", json={"name": "Ann", "role": "agent"}, headers=a.auth).json()
+    twilio = create_channel(client, a, kind="twilio", address="+18045550177",
+                            webhook_secret="twilio-auth-token-secret-value")
+    secrets = [a.api_key, b.api_key, user["api_key"], a_channel.secret, b_channel.secret, twilio.secret]
+    with psycopg.connect(db_url) as conn:
+        tables = [row[0] for row in conn.execute(
+            "select table_name from information_schema.tables where table_schema = 'public'").fetchall()]
+        dump = "\n".join(
+            str(row) for table in tables for row in conn.execute(f'select * from "{table}"').fetchall()
+        )
+    assert hash_key(a.api_key) in dump, "the scan did not reach the events"
+    for secret in secrets:
+        assert secret not in dump
+        assert secret.encode().hex() not in dump
