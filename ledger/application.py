@@ -11,8 +11,8 @@ from ledger.addresses import normalize
 from ledger.base import LedgerAggregate
 from ledger.channels import InboundMessage, channel_kinds
 from ledger.credentials import SecretBox, hash_key, new_api_key, new_webhook_secret
-from ledger.ids import natural_id
 from ledger.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from ledger.ids import natural_id
 from ledger.messaging import Contact, Conversation, Receipt
 from ledger.tenancy import HUMAN_ROLES, ApiKey, Channel, Company, Role, User
 

@@ -55,8 +55,14 @@ class Conversation(LedgerAggregate):
 
     @classmethod
     def start(
-        cls, company_id: str, channel_id: str, contact_id: str, contact_address: str, channel_address: str,
-        owner_id: str, actor: str,
+        cls,
+        company_id: str,
+        channel_id: str,
+        contact_id: str,
+        contact_address: str,
+        channel_address: str,
+        owner_id: str,
+        actor: str,
     ) -> "Conversation":
         return cls._create(
             cls.Started,
@@ -71,8 +77,15 @@ class Conversation(LedgerAggregate):
         )
 
     def receive_inbound(
-        self, message_id: UUID, provider_message_id: str, message_type: str, body: str, preview: str,
-        attachments: list[str], sent_at: str | None, actor: str,
+        self,
+        message_id: UUID,
+        provider_message_id: str,
+        message_type: str,
+        body: str,
+        preview: str,
+        attachments: list[str],
+        sent_at: str | None,
+        actor: str,
     ) -> int:
         """Appends the message with the next seq; a concurrent append to the same
         conversation collides on the stream version, so seq never has gaps."""
@@ -143,8 +156,14 @@ class Receipt(LedgerAggregate):
         contact_id: str
 
     def __init__(
-        self, company_id: str, actor: str, channel_id: str, provider_message_id: str, message_id: str,
-        conversation_id: str, contact_id: str,
+        self,
+        company_id: str,
+        actor: str,
+        channel_id: str,
+        provider_message_id: str,
+        message_id: str,
+        conversation_id: str,
+        contact_id: str,
     ) -> None:
         self.company_id = company_id
         self.message_id = message_id
@@ -157,8 +176,14 @@ class Receipt(LedgerAggregate):
 
     @classmethod
     def claim(
-        cls, company_id: str, channel_id: str, provider_message_id: str, message_id: UUID,
-        conversation_id: UUID, contact_id: UUID, actor: str,
+        cls,
+        company_id: str,
+        channel_id: str,
+        provider_message_id: str,
+        message_id: UUID,
+        conversation_id: UUID,
+        contact_id: UUID,
+        actor: str,
     ) -> "Receipt":
         return cls._create(
             cls.Claimed,

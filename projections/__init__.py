@@ -6,8 +6,9 @@ a projection. Each projection owns its tables and the queries that read them.
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from functools import cache
-from typing import Any, Callable
+from typing import Any
 
 from eventsourcing.utils import get_topic
 from psycopg import Cursor

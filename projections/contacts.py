@@ -36,8 +36,13 @@ def created(cursor, event: Contact.Created, position: int) -> None:
         f"""insert into contacts (id, company_id, addresses, {field}, provenance, created_at, updated_at)
             values (%s, %s, %s, %s, %s, %s, %s)""",
         [
-            event.originator_id, event.company_id, Jsonb([event.address]), event.address, Jsonb(provenance),
-            event.recorded_at, event.recorded_at,
+            event.originator_id,
+            event.company_id,
+            Jsonb([event.address]),
+            event.address,
+            Jsonb(provenance),
+            event.recorded_at,
+            event.recorded_at,
         ],
     )
 
@@ -52,8 +57,10 @@ def address_added(cursor, event: Contact.AddressAdded, position: int) -> None:
                 updated_at = %s
             where id = %s""",
         [
-            Jsonb([event.address]), event.address,
-            Jsonb({field: _address_provenance(event.address, event.recorded_at)}), event.recorded_at,
+            Jsonb([event.address]),
+            event.address,
+            Jsonb({field: _address_provenance(event.address, event.recorded_at)}),
+            event.recorded_at,
             event.originator_id,
         ],
     )

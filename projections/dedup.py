@@ -31,8 +31,13 @@ def claimed(cursor, event: Receipt.Claimed, position: int) -> None:
                contact_id, position)
            values (%s, %s, %s, %s, %s, %s, %s)""",
         [
-            event.company_id, event.channel_id, event.provider_message_id, event.message_id, event.conversation_id,
-            event.contact_id, position,
+            event.company_id,
+            event.channel_id,
+            event.provider_message_id,
+            event.message_id,
+            event.conversation_id,
+            event.contact_id,
+            position,
         ],
     )
 

@@ -46,8 +46,14 @@ def started(cursor, event: Conversation.Started, position: int) -> None:
                participants, created_at, updated_at)
            values (%s, %s, %s, %s, %s, 'open', %s, %s, %s)""",
         [
-            event.originator_id, event.company_id, event.channel_id, event.contact_id, event.owner_id,
-            Jsonb([event.contact_address, event.channel_address]), event.recorded_at, event.recorded_at,
+            event.originator_id,
+            event.company_id,
+            event.channel_id,
+            event.contact_id,
+            event.owner_id,
+            Jsonb([event.contact_address, event.channel_address]),
+            event.recorded_at,
+            event.recorded_at,
         ],
     )
 
@@ -85,7 +91,7 @@ def list_summaries(
         params += [updated_at, last_id]
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(
-            f"""select {COLUMNS} from conversation_summaries where {' and '.join(where)}
+            f"""select {COLUMNS} from conversation_summaries where {" and ".join(where)}
                 order by updated_at desc, id desc limit %s""",
             [*params, limit + 1],
         ).fetchall()

@@ -40,9 +40,18 @@ def inbound_message_received(cursor, event: Conversation.InboundMessageReceived,
                body, attachments, message_type, sent_at, recorded_at, status, provider_message_id, position)
            values (%s, %s, %s, %s, 'inbound', null, %s, %s, %s, %s, %s, %s, 'received', %s, %s)""",
         [
-            event.originator_id, event.seq, event.message_id, event.company_id, event.contact_id, event.body,
-            Jsonb(event.attachments), event.message_type, event.sent_at, event.recorded_at,
-            event.provider_message_id, position,
+            event.originator_id,
+            event.seq,
+            event.message_id,
+            event.company_id,
+            event.contact_id,
+            event.body,
+            Jsonb(event.attachments),
+            event.message_type,
+            event.sent_at,
+            event.recorded_at,
+            event.provider_message_id,
+            position,
         ],
     )
 

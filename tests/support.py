@@ -41,8 +41,9 @@ def create_company(client: httpx.Client, name: str = "Acme", operator_token: str
     return Tenant(body["id"], body["api_key"], body["admin_user_id"], body["bot_user_id"])
 
 
-def create_channel(client: httpx.Client, tenant: Tenant, kind: str = "sms", address: str = "+18045550100",
-                   **extra) -> ChannelInfo:
+def create_channel(
+    client: httpx.Client, tenant: Tenant, kind: str = "sms", address: str = "+18045550100", **extra
+) -> ChannelInfo:
     response = client.post("/v1/channels", json={"kind": kind, "address": address, **extra}, headers=tenant.auth)
     assert response.status_code == 201, response.text
     body = response.json()
@@ -74,6 +75,6 @@ def post_signed(client: httpx.Client, channel: ChannelInfo, payload: dict | byte
 
 def count_events(db_url: str, topic_suffix: str = "") -> int:
     with psycopg.connect(db_url) as conn:
-        return conn.execute(
-            "select count(*) from ledger_events where topic like %s", [f"%{topic_suffix}"]
-        ).fetchone()[0]
+        return conn.execute("select count(*) from ledger_events where topic like %s", [f"%{topic_suffix}"]).fetchone()[
+            0
+        ]

@@ -51,8 +51,11 @@ def test_bad_webhooks_get_errors_and_append_nothing(client, db_url, sms):
     assert_error(post_signed(client, channel, [1, 2]), 422, "validation_error")
 
     as_form = b"from=%2B18045551234"
-    assert_error(post_raw(client, channel, as_form, sign(channel.secret, as_form), "application/x-www-form-urlencoded"),
-                 415, "unsupported_media_type")
+    assert_error(
+        post_raw(client, channel, as_form, sign(channel.secret, as_form), "application/x-www-form-urlencoded"),
+        415,
+        "unsupported_media_type",
+    )
 
     oversize = orjson.dumps(sms_payload(channel, body="x" * (1024 * 1024)))
     assert_error(post_raw(client, channel, oversize, sign(channel.secret, oversize)), 413, "payload_too_large")
@@ -61,8 +64,11 @@ def test_bad_webhooks_get_errors_and_append_nothing(client, db_url, sms):
         for _ in range(20):
             yield b"y" * 65536
 
-    chunked = client.post(f"/v1/webhooks/{channel.id}", content=chunks(),
-                          headers={"Content-Type": "application/json", "X-Ledger-Signature": "sha256=00"})
+    chunked = client.post(
+        f"/v1/webhooks/{channel.id}",
+        content=chunks(),
+        headers={"Content-Type": "application/json", "X-Ledger-Signature": "sha256=00"},
+    )
     assert_error(chunked, 413, "payload_too_large")
 
     assert count_events(db_url) == events_before
@@ -71,8 +77,11 @@ def test_bad_webhooks_get_errors_and_append_nothing(client, db_url, sms):
 def test_unknown_channel_and_route_are_404(client, sms):
     _, channel = sms
     payload = orjson.dumps(sms_payload(channel))
-    response = client.post("/v1/webhooks/00000000-0000-0000-0000-000000000000", content=payload,
-                           headers={"Content-Type": "application/json", "X-Ledger-Signature": sign("x", payload)})
+    response = client.post(
+        "/v1/webhooks/00000000-0000-0000-0000-000000000000",
+        content=payload,
+        headers={"Content-Type": "application/json", "X-Ledger-Signature": sign("x", payload)},
+    )
     assert_error(response, 404, "not_found")
     assert_error(client.post("/v1/webhooks/not-a-uuid", content=payload), 404, "not_found")
     assert_error(client.get("/v1/nothing-here"), 404, "not_found")
@@ -84,19 +93,31 @@ def test_bad_api_requests(client, db_url, sms):
     assert_error(client.get("/v1/users"), 401, "unauthorized")
     assert_error(client.get("/v1/users", headers={"Authorization": "Bearer lk_nope"}), 401, "unauthorized")
     assert_error(client.post("/v1/companies", json={"name": "X"}, headers=tenant.auth), 401, "unauthorized")
-    assert_error(client.post("/v1/users", content=b"{", headers={**tenant.auth, "Content-Type": "application/json"}),
-                 400, "invalid_json")
-    body = assert_error(client.post("/v1/users", json={"name": "Ann", "role": "root"}, headers=tenant.auth),
-                        422, "validation_error")
+    assert_error(
+        client.post("/v1/users", content=b"{", headers={**tenant.auth, "Content-Type": "application/json"}),
+        400,
+        "invalid_json",
+    )
+    body = assert_error(
+        client.post("/v1/users", json={"name": "Ann", "role": "root"}, headers=tenant.auth), 422, "validation_error"
+    )
     assert body["details"][0]["field"] == "role"
-    assert_error(client.post("/v1/users", content=b"name=Ann", headers={**tenant.auth, "Content-Type": "text/plain"}),
-                 415, "unsupported_media_type")
-    body = assert_error(client.post("/v1/channels", json={"kind": "pigeon", "address": "x"}, headers=tenant.auth),
-                        422, "validation_error")
+    assert_error(
+        client.post("/v1/users", content=b"name=Ann", headers={**tenant.auth, "Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
+    body = assert_error(
+        client.post("/v1/channels", json={"kind": "pigeon", "address": "x"}, headers=tenant.auth),
+        422,
+        "validation_error",
+    )
     assert body["details"][0]["field"] == "kind"
-    assert_error(client.post("/v1/channels", json={"kind": "sms", "address": "12"}, headers=tenant.auth),
-                 422, "validation_error")
-    assert_error(client.get("/v1/conversations", params={"cursor": "garbage"}, headers=tenant.auth),
-                 422, "validation_error")
+    assert_error(
+        client.post("/v1/channels", json={"kind": "sms", "address": "12"}, headers=tenant.auth), 422, "validation_error"
+    )
+    assert_error(
+        client.get("/v1/conversations", params={"cursor": "garbage"}, headers=tenant.auth), 422, "validation_error"
+    )
     assert_error(client.get("/v1/conversations", params={"limit": 0}, headers=tenant.auth), 422, "validation_error")
     assert count_events(db_url) == events_before

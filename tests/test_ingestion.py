@@ -4,8 +4,10 @@ from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
 
 import orjson
+import psycopg
 from twilio.request_validator import RequestValidator
 
+from tests.backlog import write_backlog
 from tests.support import count_events, create_channel, create_company, post_signed, sms_payload
 
 
@@ -33,8 +35,9 @@ def test_fifty_concurrent_deliveries_append_one_message(client, db_url, work):
 
     work()
     position = max(body["position"] for body in bodies)
-    timeline = client.get(f"/v1/conversations/{bodies[0]['conversation_id']}",
-                          params={"min_position": position}, headers=tenant.auth).json()
+    timeline = client.get(
+        f"/v1/conversations/{bodies[0]['conversation_id']}", params={"min_position": position}, headers=tenant.auth
+    ).json()
     assert [message["body"] for message in timeline["messages"]] == ["only once"]
     assert timeline["message_count"] == 1
 
@@ -56,8 +59,9 @@ def test_concurrent_messages_to_one_conversation_get_gap_free_seq(client, db_url
     work()
     position = max(response.json()["position"] for response in responses)
     conversation_id = responses[0].json()["conversation_id"]
-    timeline = client.get(f"/v1/conversations/{conversation_id}", params={"min_position": position},
-                          headers=tenant.auth).json()
+    timeline = client.get(
+        f"/v1/conversations/{conversation_id}", params={"min_position": position}, headers=tenant.auth
+    ).json()
     assert [message["seq"] for message in timeline["messages"]] == list(range(1, 21))
     assert sorted(message["body"] for message in timeline["messages"]) == sorted(p["body"] for p in payloads)
 
@@ -87,8 +91,11 @@ def test_provider_timestamp_is_kept_but_never_reorders(client, work):
     late = post_signed(client, channel, sms_payload(channel, body="sent later", timestamp="2026-11-22T12:00:00Z"))
     early = post_signed(client, channel, sms_payload(channel, body="sent earlier", timestamp="2026-11-22T09:00:00Z"))
     work()
-    timeline = client.get(f"/v1/conversations/{late.json()['conversation_id']}",
-                          params={"min_position": early.json()["position"]}, headers=tenant.auth).json()
+    timeline = client.get(
+        f"/v1/conversations/{late.json()['conversation_id']}",
+        params={"min_position": early.json()["position"]},
+        headers=tenant.auth,
+    ).json()
     assert [(m["seq"], m["body"]) for m in timeline["messages"]] == [(1, "sent later"), (2, "sent earlier")]
     assert [m["sent_at"] for m in timeline["messages"]] == ["2026-11-22T12:00:00Z", "2026-11-22T09:00:00Z"]
 
@@ -100,8 +107,11 @@ def test_mms_keeps_attachments(client, work):
     response = post_signed(client, channel, sms_payload(channel, type="mms", body="", attachments=urls))
     assert response.status_code == 201, response.text
     work()
-    timeline = client.get(f"/v1/conversations/{response.json()['conversation_id']}",
-                          params={"min_position": response.json()["position"]}, headers=tenant.auth).json()
+    timeline = client.get(
+        f"/v1/conversations/{response.json()['conversation_id']}",
+        params={"min_position": response.json()["position"]},
+        headers=tenant.auth,
+    ).json()
     assert timeline["messages"][0]["attachments"] == urls
     assert timeline["messages"][0]["type"] == "mms"
 
@@ -111,14 +121,21 @@ def test_email_keeps_html_and_lowercases_addresses(client, work):
     channel = create_channel(client, tenant, kind="email", address="Support@Acme.example")
     assert channel.address == "support@acme.example"
     html = "<html><body><p>Hi <b>there</b>,</p><style>p{}</style><p>my order is late</p></body></html>"
-    payload = {"from": "Jane Doe <Jane.Doe@Example.COM>", "to": "SUPPORT@acme.example", "xillio_id": "x-1",
-               "body": html, "attachments": [], "timestamp": "2026-11-22T10:00:00Z"}
+    payload = {
+        "from": "Jane Doe <Jane.Doe@Example.COM>",
+        "to": "SUPPORT@acme.example",
+        "xillio_id": "x-1",
+        "body": html,
+        "attachments": [],
+        "timestamp": "2026-11-22T10:00:00Z",
+    }
     response = post_signed(client, channel, payload)
     assert response.status_code == 201, response.text
     work()
     body = response.json()
-    timeline = client.get(f"/v1/conversations/{body['conversation_id']}", params={"min_position": body["position"]},
-                          headers=tenant.auth).json()
+    timeline = client.get(
+        f"/v1/conversations/{body['conversation_id']}", params={"min_position": body["position"]}, headers=tenant.auth
+    ).json()
     assert timeline["messages"][0]["body"] == html
     assert timeline["last_message_preview"] == "Hi there , my order is late"
     assert timeline["participants"] == ["jane.doe@example.com", "support@acme.example"]
@@ -135,15 +152,25 @@ def test_whatsapp_is_received_on_the_channel_address(client, work):
     duplicate = post_signed(client, channel, {"from": "+447700900123", "text": "hola", "channel_message_id": "wa-1"})
     assert duplicate.status_code == 200 and duplicate.json()["message_id"] == response.json()["message_id"]
     work()
-    timeline = client.get(f"/v1/conversations/{response.json()['conversation_id']}",
-                          params={"min_position": response.json()["position"]}, headers=tenant.auth).json()
+    timeline = client.get(
+        f"/v1/conversations/{response.json()['conversation_id']}",
+        params={"min_position": response.json()["position"]},
+        headers=tenant.auth,
+    ).json()
     assert timeline["participants"] == ["+447700900123", "+442079460000"]
     assert timeline["messages"][0]["sent_at"] is None
 
 
 def twilio_form(channel, sid: str, **fields) -> dict:
-    return {"MessageSid": sid, "AccountSid": "AC123", "From": "+18045551234", "To": channel.address,
-            "Body": "via twilio", "NumMedia": "0", **fields}
+    return {
+        "MessageSid": sid,
+        "AccountSid": "AC123",
+        "From": "+18045551234",
+        "To": channel.address,
+        "Body": "via twilio",
+        "NumMedia": "0",
+        **fields,
+    }
 
 
 def post_twilio(client, channel, url_base: str, form: dict, token: str):
@@ -157,8 +184,9 @@ def test_twilio_signature_is_checked_as_twilio_computes_it(client, db_url, work)
     auth_token = "twilio-auth-token-0123456789abcdef"
     channel = create_channel(client, tenant, kind="twilio", address="+18045550100", webhook_secret=auth_token)
     base = str(client.base_url).rstrip("/")
-    form = twilio_form(channel, "SM1", NumMedia="2", MediaUrl0="https://api.twilio.com/m/0",
-                       MediaUrl1="https://api.twilio.com/m/1")
+    form = twilio_form(
+        channel, "SM1", NumMedia="2", MediaUrl0="https://api.twilio.com/m/0", MediaUrl1="https://api.twilio.com/m/1"
+    )
 
     response = post_twilio(client, channel, base, form, auth_token)
     assert response.status_code == 201, response.text
@@ -170,9 +198,15 @@ def test_twilio_signature_is_checked_as_twilio_computes_it(client, db_url, work)
     assert forged.status_code == 401 and forged.json()["error_code"] == "invalid_signature"
     tampered = post_twilio(client, channel, base, twilio_form(channel, "SM2"), auth_token)
     assert tampered.status_code == 201
-    replayed_with_other_body = client.post(f"/v1/webhooks/{channel.id}", data=twilio_form(channel, "SM3"),
-                                           headers={"X-Twilio-Signature": RequestValidator(auth_token)
-                                                    .compute_signature(f"{base}/v1/webhooks/{channel.id}", form)})
+    replayed_with_other_body = client.post(
+        f"/v1/webhooks/{channel.id}",
+        data=twilio_form(channel, "SM3"),
+        headers={
+            "X-Twilio-Signature": RequestValidator(auth_token).compute_signature(
+                f"{base}/v1/webhooks/{channel.id}", form
+            )
+        },
+    )
     assert replayed_with_other_body.status_code == 401
     assert count_events(db_url, "InboundMessageReceived") == 2
 
@@ -183,3 +217,28 @@ def test_twilio_signature_is_checked_as_twilio_computes_it(client, db_url, work)
     timeline = client.get(f"/v1/conversations/{conversation_id}", headers=tenant.auth).json()
     assert timeline["messages"][0]["attachments"] == ["https://api.twilio.com/m/0", "https://api.twilio.com/m/1"]
     assert timeline["messages"][0]["type"] == "mms"
+
+
+def test_long_conversations_are_snapshotted_and_keep_counting(client, runtime, db_url, work):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    write_backlog(runtime.ledger, tenant.company_id, channel.id, tenant.bot_user_id, conversations=1, messages_each=150)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("select count(*) from ledger_snapshots").fetchone()[0] >= 1
+    response = post_signed(client, channel, sms_payload(channel, sender="+18045550000", body="number 151"))
+    assert response.status_code == 201
+    work()
+    timeline = client.get(
+        f"/v1/conversations/{response.json()['conversation_id']}",
+        params={"min_position": response.json()["position"]},
+        headers=tenant.auth,
+    ).json()
+    assert [m["seq"] for m in timeline["messages"]] == list(range(1, 152))
+    assert timeline["messages"][-1]["body"] == "number 151"
+
+
+def test_openapi_docs_are_served(client):
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/companies", "/v1/webhooks/{channel_id}", "/v1/conversations", "/health", "/ready"} <= set(paths)
+    assert client.get("/health").json() == {"status": "ok"}

@@ -22,8 +22,9 @@ def processes_of(data_dir: Path) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter():
         try:
-            if str(data_dir) in " ".join(process.cmdline()) or \
-                    process.environ().get("LEDGER_DATA_DIR") == str(data_dir):
+            if str(data_dir) in " ".join(process.cmdline()) or process.environ().get("LEDGER_DATA_DIR") == str(
+                data_dir
+            ):
                 found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
@@ -33,11 +34,19 @@ def processes_of(data_dir: Path) -> list[psutil.Process]:
 class LedgerUp:
     def __init__(self, data_dir: Path) -> None:
         self.port = free_port()
-        env = {key: value for key, value in os.environ.items()
-               if key not in ("DATABASE_URL", "REDIS_URL", "LEDGER_ADMIN_TOKEN", "LEDGER_SECRET_KEY")}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("DATABASE_URL", "REDIS_URL", "LEDGER_ADMIN_TOKEN", "LEDGER_SECRET_KEY")
+        }
         env["LEDGER_DATA_DIR"] = str(data_dir)
-        self.process = subprocess.Popen([LEDGER, "up", "--port", str(self.port)], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            [LEDGER, "up", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         self.output: list[str] = []
         self.token = self._read_token()
@@ -77,8 +86,11 @@ def test_ledger_up_keeps_data_across_restarts_and_leaves_no_process(tmp_path):
             tenant = create_company(client, operator_token=first.token)
             channel = create_channel(client, tenant)
             written = post_signed(client, channel, sms_payload(channel, body="survives restarts")).json()
-            timeline = client.get(f"/v1/conversations/{written['conversation_id']}",
-                                  params={"min_position": written["position"]}, headers=tenant.auth)
+            timeline = client.get(
+                f"/v1/conversations/{written['conversation_id']}",
+                params={"min_position": written["position"]},
+                headers=tenant.auth,
+            )
             assert timeline.status_code == 200, timeline.text
     finally:
         seconds = first.stop()

@@ -14,8 +14,11 @@ CHECK_JSONSCHEMA = str(Path(sys.executable).parent / "check-jsonschema")
 
 
 def test_compose_file_follows_the_compose_specification():
-    result = subprocess.run([CHECK_JSONSCHEMA, "--builtin-schema", "vendor.compose-spec", str(ROOT / "compose.yaml")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.compose-spec", str(ROOT / "compose.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -28,8 +31,10 @@ def test_every_compose_service_runs_a_real_ledger_command():
         assert command[0] == "ledger", name
         parser().parse_args(command[1:])  # exits on an unknown subcommand or option
         depends = spec["depends_on"]
-        assert all(condition["condition"] in ("service_healthy", "service_completed_successfully")
-                   for condition in depends.values()), name
+        assert all(
+            condition["condition"] in ("service_healthy", "service_completed_successfully")
+            for condition in depends.values()
+        ), name
     for name in ("postgres", "redis", "api"):
         assert "healthcheck" in services[name], name
 

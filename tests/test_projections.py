@@ -1,11 +1,11 @@
 """Exactly-once projection (guarantee 3), read-your-writes (guarantee 4) and coalesced wake-ups."""
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -16,8 +16,8 @@ from tests.conftest import run_worker
 from tests.support import count_events, create_channel, create_company, post_signed, sms_payload
 
 READ_MODEL_QUERIES = {
-    "summaries": "select id, channel_id, contact_id, owner_id, status, participants, message_count, "
-                 "last_message_at, last_message_preview, created_at, updated_at from conversation_summaries order by id",
+    "summaries": "select id, channel_id, contact_id, owner_id, status, participants, message_count, last_message_at, "
+    "last_message_preview, created_at, updated_at from conversation_summaries order by id",
     "timeline": "select * from timeline_messages order by conversation_id, seq",
     "contacts": "select * from contacts order by id",
     "dedup": "select * from provider_messages order by company_id, channel_id, provider_message_id",
@@ -37,8 +37,9 @@ def tracked_positions(db_url: str) -> dict[str, int]:
 def backlog(client, runtime: Runtime, conversations: int, messages_each: int) -> int:
     tenant = create_company(client)
     channel = create_channel(client, tenant)
-    return write_backlog(runtime.ledger, tenant.company_id, channel.id, tenant.bot_user_id, conversations,
-                         messages_each)
+    return write_backlog(
+        runtime.ledger, tenant.company_id, channel.id, tenant.bot_user_id, conversations, messages_each
+    )
 
 
 def worker_env(settings, **extra) -> dict[str, str]:
@@ -116,15 +117,22 @@ def test_min_position_waits_for_the_projection_and_answers_503_when_it_lags(clie
     channel = create_channel(client, tenant)
     written = post_signed(client, channel, sms_payload(channel)).json()
     settings.read_wait_seconds = 0.2
-    lagging = client.get(f"/v1/conversations/{written['conversation_id']}",
-                         params={"min_position": written["position"]}, headers=tenant.auth)
+    lagging = client.get(
+        f"/v1/conversations/{written['conversation_id']}",
+        params={"min_position": written["position"]},
+        headers=tenant.auth,
+    )
     assert lagging.status_code == 503
     assert lagging.json()["error_code"] == "projection_lagging"
 
     settings.read_wait_seconds = 5
     with ThreadPoolExecutor(1) as pool:
-        read = pool.submit(client.get, f"/v1/conversations/{written['conversation_id']}",
-                           params={"min_position": written["position"]}, headers=tenant.auth)
+        read = pool.submit(
+            client.get,
+            f"/v1/conversations/{written['conversation_id']}",
+            params={"min_position": written["position"]},
+            headers=tenant.auth,
+        )
         run_worker(runtime)
         response = read.result()
     assert response.status_code == 200

@@ -2,6 +2,7 @@
 
 import threading
 
+import httpx
 import pytest
 
 from api.embedded import EmbeddedRedis
@@ -9,8 +10,6 @@ from api.runtime import build_runtime
 from tests.conftest import LiveServer, make_settings, run_worker
 from tests.support import create_channel, create_company, post_signed, sms_payload
 from workers.process import sweep_forever
-
-import httpx
 
 
 @pytest.fixture
@@ -45,8 +44,11 @@ def test_writes_succeed_while_redis_is_down_and_projections_catch_up_after(outag
             after = post_signed(client, channel, sms_payload(channel, body="after the outage"))
             assert after.status_code == 201
             run_worker(runtime)
-            timeline = client.get(f"/v1/conversations/{after.json()['conversation_id']}",
-                                  params={"min_position": after.json()["position"]}, headers=tenant.auth)
+            timeline = client.get(
+                f"/v1/conversations/{after.json()['conversation_id']}",
+                params={"min_position": after.json()["position"]},
+                headers=tenant.auth,
+            )
             assert timeline.status_code == 200
             bodies = [message["body"] for message in timeline.json()["messages"]]
             assert bodies == ["before the outage", "during 0", "during 1", "during 2", "after the outage"]
@@ -68,8 +70,11 @@ def test_the_sweep_alone_catches_up_without_redis(outage_runtime, own_redis):
         sweeper = threading.Thread(target=sweep_forever, args=(runtime.projector, 0.05, stop))
         sweeper.start()
         try:
-            timeline = client.get(f"/v1/conversations/{written.json()['conversation_id']}",
-                                  params={"min_position": written.json()["position"]}, headers=tenant.auth)
+            timeline = client.get(
+                f"/v1/conversations/{written.json()['conversation_id']}",
+                params={"min_position": written.json()["position"]},
+                headers=tenant.auth,
+            )
         finally:
             stop.set()
             sweeper.join()

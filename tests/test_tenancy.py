@@ -4,7 +4,6 @@ import psycopg
 import pytest
 
 from ledger.credentials import hash_key
-
 from tests.support import create_channel, create_company, post_signed, sms_payload
 
 
@@ -29,8 +28,10 @@ def test_a_key_of_one_company_sees_nothing_of_another(client, two_tenants):
     for item in client.get("/v1/users", headers=a.auth).json()["items"]:
         assert item["id"] in (a.admin_user_id, a.bot_user_id)
     assert client.get("/v1/conversations", params={"channel_id": b_channel.id}, headers=a.auth).json()["items"] == []
-    assert client.get("/v1/conversations", params={"contact_id": b_written["contact_id"]},
-                      headers=a.auth).json()["items"] == []
+    assert (
+        client.get("/v1/conversations", params={"contact_id": b_written["contact_id"]}, headers=a.auth).json()["items"]
+        == []
+    )
 
     foreign_reads = [
         f"/v1/conversations/{b_written['conversation_id']}",
@@ -72,15 +73,18 @@ def test_roles_are_enforced(client, two_tenants):
 def test_keys_and_webhook_secrets_are_not_stored_in_plain_text(client, two_tenants, db_url):
     (a, a_channel, _), (b, b_channel, _) = two_tenants
     user = client.post("/v1/users", json={"name": "Ann", "role": "agent"}, headers=a.auth).json()
-    twilio = create_channel(client, a, kind="twilio", address="+18045550177",
-                            webhook_secret="twilio-auth-token-secret-value")
+    twilio = create_channel(
+        client, a, kind="twilio", address="+18045550177", webhook_secret="twilio-auth-token-secret-value"
+    )
     secrets = [a.api_key, b.api_key, user["api_key"], a_channel.secret, b_channel.secret, twilio.secret]
     with psycopg.connect(db_url) as conn:
-        tables = [row[0] for row in conn.execute(
-            "select table_name from information_schema.tables where table_schema = 'public'").fetchall()]
-        dump = "\n".join(
-            str(row) for table in tables for row in conn.execute(f'select * from "{table}"').fetchall()
-        )
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "select table_name from information_schema.tables where table_schema = 'public'"
+            ).fetchall()
+        ]
+        dump = "\n".join(str(row) for table in tables for row in conn.execute(f'select * from "{table}"').fetchall())
     assert hash_key(a.api_key) in dump, "the scan did not reach the events"
     for secret in secrets:
         assert secret not in dump

@@ -33,6 +33,6 @@ class Wakeup:
             for key in self.pending_keys.values():
                 pipeline.set(key, 1, nx=True, ex=PENDING_TTL_SECONDS)
             claimed = pipeline.execute()
-        for (name, key), was_set in zip(self.pending_keys.items(), claimed):
+        for (name, key), was_set in zip(self.pending_keys.items(), claimed, strict=True):
             if was_set:
                 self.queue.enqueue(catch_up, name, key, job_timeout=600, result_ttl=0, failure_ttl=3600)

@@ -1,9 +1,8 @@
 """Projection-backed reads. Each accepts min_position and answers X-Ledger-Position."""
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from api.dependencies import parse_id, principal, projected_position, runtime_of
-from ledger.application import Principal
+from api.dependencies import Caller, parse_id, projected_position, runtime_of
 from ledger.errors import NotFound
 from projections import contacts, summaries, timeline
 
@@ -15,6 +14,7 @@ MinPosition = Query(default=None, ge=0, description="wait (bounded) until the re
 def list_conversations(
     request: Request,
     response: Response,
+    caller: Caller,
     owner_id: str | None = None,
     channel_id: str | None = None,
     contact_id: str | None = None,
@@ -22,7 +22,6 @@ def list_conversations(
     limit: int = Query(default=50, ge=1, le=200),
     cursor: str | None = None,
     min_position: int | None = MinPosition,
-    caller: Principal = Depends(principal),
 ) -> dict:
     runtime = runtime_of(request)
     projected_position(runtime, response, [summaries.PROJECTION.name], min_position)
@@ -40,8 +39,8 @@ def get_conversation(
     conversation_id: str,
     request: Request,
     response: Response,
+    caller: Caller,
     min_position: int | None = MinPosition,
-    caller: Principal = Depends(principal),
 ) -> dict:
     runtime = runtime_of(request)
     conversation_uuid = str(parse_id(conversation_id, "conversation"))
@@ -59,8 +58,8 @@ def get_contact(
     contact_id: str,
     request: Request,
     response: Response,
+    caller: Caller,
     min_position: int | None = MinPosition,
-    caller: Principal = Depends(principal),
 ) -> dict:
     runtime = runtime_of(request)
     contact_uuid = str(parse_id(contact_id, "contact"))

@@ -5,8 +5,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from api.dependencies import committed, json_body, operator, principal, runtime_of
-from ledger.application import Principal
+from api.dependencies import Caller, committed, json_body, operator, runtime_of
 
 router = APIRouter(prefix="/v1", tags=["tenants"])
 
@@ -45,7 +44,7 @@ def create_company(body: NewCompany, request: Request) -> dict:
 
 
 @router.post("/users", status_code=201, dependencies=[Depends(json_body)])
-def create_user(body: NewUser, request: Request, caller: Principal = Depends(principal)) -> dict:
+def create_user(body: NewUser, request: Request, caller: Caller) -> dict:
     runtime = runtime_of(request)
     user, api_key, position = runtime.ledger.create_user(caller, body.name, body.role)
     return {
@@ -58,13 +57,13 @@ def create_user(body: NewUser, request: Request, caller: Principal = Depends(pri
 
 
 @router.get("/users")
-def list_users(request: Request, caller: Principal = Depends(principal)) -> dict:
+def list_users(request: Request, caller: Caller) -> dict:
     users = runtime_of(request).ledger.list_users(caller)
     return {"items": [{"id": str(user.id), "name": user.name, "role": user.role} for user in users]}
 
 
 @router.post("/channels", status_code=201, dependencies=[Depends(json_body)])
-def create_channel(body: NewChannel, request: Request, caller: Principal = Depends(principal)) -> dict:
+def create_channel(body: NewChannel, request: Request, caller: Caller) -> dict:
     runtime = runtime_of(request)
     channel, secret, position = runtime.ledger.create_channel(
         caller, body.kind, body.address, body.name, body.webhook_secret

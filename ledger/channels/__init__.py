@@ -5,10 +5,11 @@ A kind is a module in this package exposing `KIND`; adding a module adds a kind.
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Mapping, Protocol
+from typing import Protocol
 
 from ledger.addresses import AddressKind
 

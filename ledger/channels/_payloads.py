@@ -8,7 +8,7 @@ from typing import TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from ledger.channels import WebhookRequest
+from ledger.channels import InboundMessage, WebhookRequest
 from ledger.errors import InvalidJson, InvalidSignature, UnsupportedMediaType, ValidationFailed
 
 PREVIEW_LENGTH = 140
@@ -45,6 +45,22 @@ def validation_details(error: ValidationError) -> list[dict[str, str]]:
         {"field": ".".join(str(part) for part in item["loc"]) or "body", "issue": item["type"], "message": item["msg"]}
         for item in error.errors()
     ]
+
+
+class SignedJsonKind:
+    """A kind whose provider posts JSON signed with X-Ledger-Signature (HMAC-SHA256)."""
+
+    acknowledgement = None
+    payload_model: type[BaseModel]
+
+    def verify(self, secret: str, request: WebhookRequest) -> None:
+        verify_hmac(secret, request, "x-ledger-signature", "sha256")
+
+    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
+        return self.messages(parse_json(request, self.payload_model))
+
+    def messages(self, payload) -> list[InboundMessage]:
+        raise NotImplementedError
 
 
 def preview(text: str) -> str:

@@ -4,8 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.channels import InboundMessage, WebhookRequest
-from ledger.channels._payloads import html_to_text, parse_json, preview, verify_hmac
+from ledger.channels import InboundMessage
+from ledger.channels._payloads import SignedJsonKind, html_to_text, preview
 
 
 class EmailPayload(BaseModel):
@@ -19,16 +19,12 @@ class EmailPayload(BaseModel):
     timestamp: datetime
 
 
-class EmailKind:
+class EmailKind(SignedJsonKind):
     name = "email"
     address_kind = "email"
-    acknowledgement = None
+    payload_model = EmailPayload
 
-    def verify(self, secret: str, request: WebhookRequest) -> None:
-        verify_hmac(secret, request, "x-ledger-signature", "sha256")
-
-    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        payload = parse_json(request, EmailPayload)
+    def messages(self, payload: EmailPayload) -> list[InboundMessage]:
         return [
             InboundMessage(
                 provider_message_id=payload.xillio_id,

@@ -5,8 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.channels import InboundMessage, WebhookRequest
-from ledger.channels._payloads import parse_json, preview, verify_hmac
+from ledger.channels import InboundMessage
+from ledger.channels._payloads import SignedJsonKind, preview
 
 
 class SmsPayload(BaseModel):
@@ -21,16 +21,12 @@ class SmsPayload(BaseModel):
     timestamp: datetime
 
 
-class SmsKind:
+class SmsKind(SignedJsonKind):
     name = "sms"
     address_kind = "phone"
-    acknowledgement = None
+    payload_model = SmsPayload
 
-    def verify(self, secret: str, request: WebhookRequest) -> None:
-        verify_hmac(secret, request, "x-ledger-signature", "sha256")
-
-    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        payload = parse_json(request, SmsPayload)
+    def messages(self, payload: SmsPayload) -> list[InboundMessage]:
         return [
             InboundMessage(
                 provider_message_id=payload.messaging_provider_id,

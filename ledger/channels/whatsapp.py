@@ -4,8 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.channels import InboundMessage, WebhookRequest
-from ledger.channels._payloads import parse_json, preview, verify_hmac
+from ledger.channels import InboundMessage
+from ledger.channels._payloads import SignedJsonKind, preview
 
 
 class WhatsappPayload(BaseModel):
@@ -17,16 +17,12 @@ class WhatsappPayload(BaseModel):
     timestamp: datetime | None = None
 
 
-class WhatsappKind:
+class WhatsappKind(SignedJsonKind):
     name = "whatsapp"
     address_kind = "phone"
-    acknowledgement = None
+    payload_model = WhatsappPayload
 
-    def verify(self, secret: str, request: WebhookRequest) -> None:
-        verify_hmac(secret, request, "x-ledger-signature", "sha256")
-
-    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        payload = parse_json(request, WhatsappPayload)
+    def messages(self, payload: WhatsappPayload) -> list[InboundMessage]:
         return [
             InboundMessage(
                 provider_message_id=payload.channel_message_id,

@@ -1,0 +1,142 @@
+"""Webhook ingestion throughput, side by side with its two floors, in one run.
+
+    uv run python benchmarks/webhooks.py [--requests 2000] [--concurrency 16]
+
+Uses DATABASE_URL / REDIS_URL's servers (default: the local ones), in a fresh database.
+Baselines: GET /health over the same HTTP stack (the HTTP floor) and Ledger.ingest()
+called in-process (the event-store floor). Quote ratios and medians: this machine is shared.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from api.embedded import free_port
+from api.runtime import build_runtime, migrate
+from api.settings import Settings
+from ledger.channels import InboundMessage
+from ledger.credentials import new_secret_key
+from tests.support import ChannelInfo, create_channel, create_company, sign, sms_payload
+
+SERVER = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def timed(calls, concurrency: int) -> tuple[float, list[float]]:
+    def one(call):
+        started = time.perf_counter()
+        call()
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        latencies = list(pool.map(one, calls))
+    return len(calls) / (time.perf_counter() - started), latencies
+
+
+def report(name: str, rate: float, latencies: list[float], baseline: float | None = None) -> None:
+    quantiles = statistics.quantiles(latencies, n=100)
+    ratio = f"  {rate / baseline:5.2f}x of webhooks" if baseline else ""
+    print(f"{name:<34} {rate:8.0f}/s   p50 {quantiles[49] * 1000:6.1f} ms   p95 {quantiles[94] * 1000:6.1f} ms{ratio}")
+
+
+def signed_post(http: httpx.Client, channel: ChannelInfo, payload: dict):
+    raw = orjson.dumps(payload)
+    headers = {"Content-Type": "application/json", "X-Ledger-Signature": sign(channel.secret, raw)}
+    return lambda: http.post(f"/v1/webhooks/{channel.id}", content=raw, headers=headers).raise_for_status()
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser()
+    arguments.add_argument("--requests", type=int, default=2000)
+    arguments.add_argument("--concurrency", type=int, default=16)
+    options = arguments.parse_args()
+    count, concurrency = options.requests, options.concurrency
+
+    database = f"ledger_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
+    env = dict(
+        os.environ,
+        DATABASE_URL=make_conninfo(SERVER, dbname=database),
+        REDIS_URL=REDIS,
+        LEDGER_ADMIN_TOKEN="bench-operator",
+        LEDGER_SECRET_KEY=new_secret_key(),
+        LEDGER_QUEUE=f"bench-{database}",
+        LEDGER_DATA_DIR="/tmp/ledger-bench",
+    )
+    settings = Settings(
+        database_url=env["DATABASE_URL"],
+        redis_url=REDIS,
+        secret_key=env["LEDGER_SECRET_KEY"],
+        admin_token="bench-operator",
+        queue_name=env["LEDGER_QUEUE"],
+    )
+    migrate(settings)
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    api = subprocess.Popen([bin_dir / "ledger", "api", "--port", str(port)], **quiet)
+    worker = subprocess.Popen([bin_dir / "ledger", "worker"], **quiet)
+    runtime = build_runtime(settings)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            while True:
+                try:
+                    http.get("/health")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            tenant = create_company(http, operator_token="bench-operator")
+            channel = create_channel(http, tenant)
+            print(f"{count} requests, {concurrency} concurrent clients, {os.cpu_count()} cores\n")
+
+            health_rate, health_latencies = timed([lambda: http.get("/health").raise_for_status()] * count, concurrency)
+            payloads = [sms_payload(channel, sender=f"+1804555{index % 200:04d}") for index in range(count)]
+            webhook_rate, webhook_latencies = timed([signed_post(http, channel, p) for p in payloads], concurrency)
+            duplicate_rate, duplicate_latencies = timed([signed_post(http, channel, p) for p in payloads], concurrency)
+            ledger_channel = runtime.ledger.get_channel(uuid.UUID(channel.id))
+            messages = [
+                InboundMessage(f"direct-{index}", f"+1804556{index % 200:04d}", channel.address, "hi", "hi")
+                for index in range(count)
+            ]
+            direct_rate, direct_latencies = timed(
+                [lambda m=m: runtime.ledger.ingest(ledger_channel, m) for m in messages], concurrency
+            )
+
+            report("GET /health (HTTP floor)", health_rate, health_latencies, webhook_rate)
+            report("Ledger.ingest() in-process", direct_rate, direct_latencies, webhook_rate)
+            report("signed SMS webhooks (new)", webhook_rate, webhook_latencies)
+            report("signed SMS webhooks (duplicates)", duplicate_rate, duplicate_latencies, webhook_rate)
+
+            head = runtime.ledger.head_position()
+            started = time.perf_counter()
+            runtime.projector.wait_for(list(runtime.projector.projections), head, timeout=300)
+            print(f"\nworker caught up to position {head} {time.perf_counter() - started:.2f} s after the last write")
+            started = time.perf_counter()
+            read = runtime.projector.rebuild(runtime.projector.get("timeline"))
+            print(f"rebuild of the timeline: {read / (time.perf_counter() - started):.0f} events/s ({read} events)")
+    finally:
+        api.terminate()
+        worker.terminate()
+        api.wait()
+        worker.wait()
+        runtime.close()
+        with psycopg.connect(SERVER, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(database)))
+
+
+if __name__ == "__main__":
+    main()
