@@ -89,3 +89,17 @@ def test_keys_and_webhook_secrets_are_not_stored_in_plain_text(client, two_tenan
     for secret in secrets:
         assert secret not in dump
         assert secret.encode().hex() not in dump
+
+
+def test_every_event_records_company_actor_and_time(client, runtime, two_tenants):
+    (a, _, _), (b, _, _) = two_tenants
+    client.post("/v1/users", json={"name": "Ann", "role": "agent"}, headers=a.auth)
+    notifications = runtime.ledger.recorder.select_notifications(start=None, limit=1000)
+    events = [runtime.ledger.mapper.to_domain_event(notification) for notification in notifications]
+    assert len(events) > 10
+    for event in events:
+        assert event.company_id in (a.company_id, b.company_id), event
+        assert event.actor == "system" or event.actor.split(":")[0] in ("user", "provider"), event
+        assert event.recorded_at.tzinfo is not None, event
+    actors = {event.actor.split(":")[0] for event in events}
+    assert actors == {"system", "user", "provider"}
