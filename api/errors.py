@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger import errors
 from ledger.errors import LedgerError
+from projections.runner import DATABASE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,16 @@ def _field_name(location: tuple) -> str:
     return ".".join(parts) or "body"
 
 
+def database_unavailable(request: Request, error: Exception) -> OrjsonResponse:
+    log.warning("PostgreSQL unavailable: %s", error)
+    response = error_response(503, "unavailable", "the database is unavailable; retry later")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LedgerError, ledger_error)
+    for error_class in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(error_class, database_unavailable)
     app.add_exception_handler(RequestValidationError, request_validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -33,7 +33,7 @@ class Runtime:
         self.redis.close()
 
 
-def eventsourcing_env(database_url: str, create_table: bool, pool_size: int) -> dict[str, str]:
+def eventsourcing_env(database_url: str, create_table: bool, pool_size: int, timeout: int) -> dict[str, str]:
     params = conninfo_to_dict(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -42,8 +42,13 @@ def eventsourcing_env(database_url: str, create_table: bool, pool_size: int) -> 
         "POSTGRES_PORT": str(params.get("port", "5432")),
         "POSTGRES_USER": str(params.get("user", "postgres")),
         "POSTGRES_PASSWORD": str(params.get("password", "")),
-        "POSTGRES_POOL_SIZE": str(pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        # A small minimum that can grow: after an outage a pool at its maximum waits out
+        # its reconnection backoff, while one below it connects again on demand.
+        "POSTGRES_POOL_SIZE": "1",
+        "POSTGRES_MAX_OVERFLOW": str(pool_size - 1),
+        # eventsourcing retries a failed connection 10 times: split the budget between them.
+        "POSTGRES_CONNECT_TIMEOUT": str(max(1, timeout // 10)),
+        "POSTGRES_PRE_PING": "yes",
         "POSTGRES_LOCK_TIMEOUT": "10",
         "CREATE_TABLE": "yes" if create_table else "no",
     }
@@ -74,12 +79,18 @@ def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
     if not settings.database_url or not settings.redis_url:
         raise RuntimeError("DATABASE_URL and REDIS_URL must be set (`ledger up` sets them for you)")
     ledger = Ledger(
-        eventsourcing_env(settings.database_url, create_tables, settings.db_pool_size),
+        eventsourcing_env(settings.database_url, create_tables, settings.db_pool_size, settings.db_timeout_seconds),
         SecretBox(secret_key(settings)),
         settings.default_region,
     )
     pool = ConnectionPool(
-        settings.database_url, min_size=1, max_size=settings.db_pool_size, kwargs={"autocommit": True}, open=True
+        settings.database_url,
+        min_size=1,
+        max_size=settings.db_pool_size,
+        kwargs={"autocommit": True},
+        timeout=settings.db_timeout_seconds,
+        check=ConnectionPool.check_connection,
+        open=True,
     )
     projector = Projector(pool, ledger, settings.batch_size)
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=2)

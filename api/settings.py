@@ -22,3 +22,4 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=500, validation_alias="LEDGER_PROJECTION_BATCH_SIZE")
     sweep_seconds: float = Field(default=2.0, validation_alias="LEDGER_SWEEP_SECONDS")
     db_pool_size: int = Field(default=10, validation_alias="LEDGER_DB_POOL_SIZE")
+    db_timeout_seconds: int = Field(default=10, validation_alias="LEDGER_DB_TIMEOUT_SECONDS")

@@ -8,6 +8,8 @@ overlapping workers take turns batch by batch instead of applying an event twice
 import time
 from collections.abc import Callable, Iterable
 
+import psycopg
+from eventsourcing import persistence
 from eventsourcing.application import Application
 from psycopg_pool import ConnectionPool
 
@@ -20,6 +22,13 @@ create table if not exists projection_tracking (
     updated_at timestamptz not null default now()
 )"""
 MIGRATION_LOCK = 7_201_001
+# PostgreSQL unreachable or gone away, as psycopg, its pool and eventsourcing report it.
+DATABASE_UNAVAILABLE = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+)
 
 
 class Projector:

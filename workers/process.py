@@ -8,13 +8,12 @@ import logging
 import signal
 import threading
 
-from psycopg import OperationalError
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 
-from projections.runner import Projector
+from projections.runner import DATABASE_UNAVAILABLE, Projector
 from workers import jobs
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,7 @@ def sweep_forever(projector: Projector, interval: float, stop: threading.Event) 
     while not stop.is_set():
         try:
             projector.catch_up_all()
-        except OperationalError as error:
+        except DATABASE_UNAVAILABLE as error:
             log.warning("sweep failed, retrying in %ss: %s", interval, error)
         stop.wait(interval)
 

