@@ -30,6 +30,7 @@ STATUS_AND_CODE: dict[type[LedgerError], tuple[int, str]] = {
     errors.Forbidden: (403, "forbidden"),
     errors.NotFound: (404, "not_found"),
     errors.Conflict: (409, "conflict"),
+    errors.Contended: (503, "unavailable"),
     PayloadTooLarge: (413, "payload_too_large"),
     errors.UnsupportedMediaType: (415, "unsupported_media_type"),
     errors.ValidationFailed: (422, "validation_error"),
@@ -64,7 +65,10 @@ def ledger_error(request: Request, error: LedgerError) -> OrjsonResponse:
         (pair for error_class, pair in STATUS_AND_CODE.items() if isinstance(error, error_class)),
         (500, "internal_error"),
     )
-    return error_response(status, code, error.message, error.details)
+    response = error_response(status, code, error.message, error.details)
+    if status == 503:
+        response.headers["Retry-After"] = "1"
+    return response
 
 
 def request_validation_error(request: Request, error: RequestValidationError) -> OrjsonResponse:
@@ -97,7 +101,14 @@ def database_unavailable(request: Request, error: Exception) -> OrjsonResponse:
     return response
 
 
+def internal_error(request: Request, error: Exception) -> OrjsonResponse:
+    """A bug: logged with its traceback, answered in the error format without one."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(500, "internal_error", "an internal error occurred; it has been logged")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, internal_error)
     app.add_exception_handler(LedgerError, ledger_error)
     for error_class in DATABASE_UNAVAILABLE:
         app.add_exception_handler(error_class, database_unavailable)

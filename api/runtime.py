@@ -87,7 +87,13 @@ def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
         settings.database_url,
         min_size=1,
         max_size=settings.db_pool_size,
-        kwargs={"autocommit": True},
+        kwargs={
+            "autocommit": True,
+            # A worker that hangs mid-batch must not hold its projection's lock for hours.
+            "options": "-c idle_in_transaction_session_timeout=60s -c lock_timeout=60s",
+            "keepalives": 1,
+            "keepalives_idle": 30,
+        },
         timeout=settings.db_timeout_seconds,
         check=ConnectionPool.check_connection,
         open=True,

@@ -1,23 +1,30 @@
 """The ledger application: every command, and the one write path to the event store."""
 
+import itertools
+import logging
+import random
+import time
 from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from ledger.addresses import normalize
 from ledger.base import LedgerAggregate
 from ledger.channels import InboundMessage, channel_kinds
 from ledger.credentials import SecretBox, hash_key, new_api_key, new_webhook_secret
-from ledger.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from ledger.errors import Contended, Forbidden, NotFound, Unauthorized, ValidationFailed
 from ledger.ids import natural_id
 from ledger.messaging import Contact, Conversation, Receipt
 from ledger.tenancy import HUMAN_ROLES, ApiKey, Channel, Company, Role, User
+from ledger.validation import utc_iso
 
+log = logging.getLogger(__name__)
 A = TypeVar("A", bound=LedgerAggregate)
-MAX_CONFLICT_RETRIES = 50
+CONFLICT_RETRY_SECONDS = 5.0
+SNAPSHOT_INTERVAL = 100
 SYSTEM = "system"
 
 
@@ -54,7 +61,7 @@ class Ingested:
 
 class Ledger(Application[UUID]):
     name = "ledger"
-    snapshotting_intervals = {Conversation: 100}
+    is_snapshotting_enabled = True
 
     def __init__(self, env: dict[str, str], secret_box: SecretBox, default_region: str = "US") -> None:
         super().__init__(env)
@@ -67,7 +74,18 @@ class Ledger(Application[UUID]):
         """Appends the pending events of the aggregates in one transaction and returns
         the log position of the last one. Every command writes through here."""
         recordings = self.save(*aggregates)
+        self._snapshot_long_conversations(recordings)
         return recordings[-1].notification.id
+
+    def _snapshot_long_conversations(self, recordings: list) -> None:
+        """Best effort, after the commit: a failed snapshot only makes the next load longer."""
+        for recording in recordings:
+            event = recording.domain_event
+            if isinstance(event, Conversation.Event) and event.originator_version % SNAPSHOT_INTERVAL == 0:
+                try:
+                    self.take_snapshot(event.originator_id, version=event.originator_version)
+                except OperationalError as error:
+                    log.warning("snapshot of %s skipped: %s", event.originator_id, error)
 
     def head_position(self) -> int:
         return self.recorder.max_notification_id() or 0
@@ -163,7 +181,8 @@ class Ledger(Application[UUID]):
                 raise ValidationFailed.single("to", "wrong_recipient", "to is not this channel's address")
         company_id, channel_id = channel.company_id, str(channel.id)
         receipt_id = Receipt.id_for(company_id, channel_id, message.provider_message_id)
-        for _ in range(MAX_CONFLICT_RETRIES):
+        deadline = time.monotonic() + CONFLICT_RETRY_SECONDS
+        for attempt in itertools.count():
             receipt = self.find(Receipt, receipt_id)
             if receipt is not None:
                 return Ingested(
@@ -172,8 +191,9 @@ class Ledger(Application[UUID]):
             try:
                 return self._append_inbound(channel, kind.address_kind, sender, message, receipt_id)
             except IntegrityError:
-                continue
-        raise Conflict("too many concurrent writes to this conversation; retry")
+                if time.monotonic() > deadline:
+                    raise Contended("too many concurrent writes to this conversation; retry") from None
+                time.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))  # jittered backoff
 
     def _append_inbound(
         self, channel: Channel, address_kind: str, sender: str, message: InboundMessage, receipt_id: UUID
@@ -197,7 +217,7 @@ class Ledger(Application[UUID]):
             message.body,
             message.preview,
             message.attachments,
-            message.sent_at.isoformat() if message.sent_at else None,
+            utc_iso(message.sent_at),
             actor,
         )
         receipt = Receipt.claim(

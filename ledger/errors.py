@@ -38,6 +38,10 @@ class Conflict(LedgerError):
     pass
 
 
+class Contended(LedgerError):
+    """Too many concurrent writers on one stream; the caller should retry shortly."""
+
+
 class ValidationFailed(LedgerError):
     """details: a list of {field, issue, message}."""
 

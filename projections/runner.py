@@ -29,6 +29,9 @@ DATABASE_UNAVAILABLE = (
     persistence.OperationalError,
     persistence.InterfaceError,
 )
+# What stops one projection without being a bug in the code: the database refusing a batch
+# (unreachable, read-only during a failover, an event its tables cannot hold) or a missing migration.
+PROJECTION_STOPPED = (psycopg.Error, persistence.PersistenceError, LookupError)
 
 
 class Projector:

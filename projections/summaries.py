@@ -2,6 +2,7 @@
 
 import base64
 from datetime import datetime
+from uuid import UUID
 
 import orjson
 from psycopg import Connection
@@ -77,7 +78,7 @@ def get_summary(conn: Connection, company_id: str, conversation_id: str) -> dict
 
 
 def list_summaries(
-    conn: Connection, company_id: str, filters: dict[str, str], limit: int, cursor_token: str | None
+    conn: Connection, company_id: str, filters: dict[str, object], limit: int, cursor_token: str | None
 ) -> tuple[list[dict], str | None]:
     """Newest activity first; the cursor is the (updated_at, id) of the last item served."""
     where, params = ["company_id = %s"], [company_id]
@@ -105,9 +106,9 @@ def encode_cursor(updated_at: datetime, conversation_id: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([updated_at.isoformat(), conversation_id])).decode()
 
 
-def decode_cursor(token: str) -> tuple[datetime, str]:
+def decode_cursor(token: str) -> tuple[datetime, UUID]:
     try:
         updated_at, conversation_id = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(updated_at), str(conversation_id)
-    except (ValueError, TypeError) as error:
+        return datetime.fromisoformat(updated_at), UUID(conversation_id)
+    except (ValueError, TypeError, AttributeError) as error:
         raise ValidationFailed.single("cursor", "invalid_cursor", "cursor is not one this API issued") from error

@@ -1,5 +1,7 @@
 """Bad input gets the spec's error body and a 4xx, and appends nothing (guarantee 8)."""
 
+import base64
+
 import orjson
 import pytest
 
@@ -121,3 +123,58 @@ def test_bad_api_requests(client, db_url, sms):
     )
     assert_error(client.get("/v1/conversations", params={"limit": 0}, headers=tenant.auth), 422, "validation_error")
     assert count_events(db_url) == events_before
+
+
+def test_nul_characters_are_refused_everywhere(client, db_url, sms):
+    tenant, channel = sms
+    events_before = count_events(db_url)
+    for field, value in [("body", "a\x00b"), ("messaging_provider_id", "id\x00"), ("attachments", ["u\x00"])]:
+        body = assert_error(
+            post_signed(client, channel, sms_payload(channel, **{field: value})), 422, "validation_error"
+        )
+        assert body["details"][0]["issue"] == "nul_character"
+        assert body["details"][0]["field"].startswith(field)
+    assert_error(
+        client.post("/v1/channels", json={"kind": "email", "address": "a\x00b@example.com"}, headers=tenant.auth),
+        422,
+        "validation_error",
+    )
+    assert_error(
+        client.post("/v1/users", json={"name": "A\x00", "role": "agent"}, headers=tenant.auth), 422, "validation_error"
+    )
+    assert count_events(db_url) == events_before
+
+
+def test_query_parameters_are_validated(client, sms):
+    tenant, _ = sms
+    forged = base64.urlsafe_b64encode(orjson.dumps(["2024-01-01T00:00:00", "not-a-uuid"])).decode()
+    for params in ({"cursor": forged}, {"status": "\x00"}, {"status": "pending"}, {"owner_id": "nope"}):
+        assert_error(client.get("/v1/conversations", params=params, headers=tenant.auth), 422, "validation_error")
+
+
+def test_odd_but_valid_input_is_accepted(client, sms, work):
+    tenant, channel = sms
+    far_zone = post_signed(client, channel, sms_payload(channel, timestamp="2024-01-01T00:00:00+20:00"))
+    assert far_zone.status_code == 201, far_zone.text
+    email = create_channel(client, tenant, kind="email", address="help@acme.example")
+    payload = {
+        "from": "a@b.example",
+        "to": "help@acme.example",
+        "xillio_id": "x-9",
+        "body": "<p>broken</p><![foo[bar",
+        "attachments": [],
+        "timestamp": "2026-11-22T10:00:00Z",
+    }
+    broken_html = post_signed(client, email, payload)
+    assert broken_html.status_code == 201, broken_html.text
+    work()
+    position = broken_html.json()["position"]
+    timeline = client.get(
+        f"/v1/conversations/{far_zone.json()['conversation_id']}",
+        params={"min_position": position},
+        headers=tenant.auth,
+    ).json()
+    assert timeline["messages"][0]["sent_at"] == "2023-12-31T04:00:00Z"
+    summary = client.get(f"/v1/conversations/{broken_html.json()['conversation_id']}", headers=tenant.auth).json()
+    assert summary["last_message_preview"] == "broken"
+    assert summary["messages"][0]["body"] == payload["body"]

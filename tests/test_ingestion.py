@@ -45,14 +45,14 @@ def test_fifty_concurrent_deliveries_append_one_message(client, db_url, work):
 def test_concurrent_messages_to_one_conversation_get_gap_free_seq(client, db_url, work):
     tenant = create_company(client)
     channel = create_channel(client, tenant)
-    payloads = [sms_payload(channel, body=f"message {index}") for index in range(20)]
-    barrier = Barrier(20)
+    payloads = [sms_payload(channel, body=f"message {index}") for index in range(40)]
+    barrier = Barrier(40)
 
     def deliver(payload):
         barrier.wait()
         return post_signed(client, channel, payload)
 
-    with ThreadPoolExecutor(20) as pool:
+    with ThreadPoolExecutor(40) as pool:
         responses = list(pool.map(deliver, payloads))
     assert {response.status_code for response in responses} == {201}
 
@@ -62,7 +62,7 @@ def test_concurrent_messages_to_one_conversation_get_gap_free_seq(client, db_url
     timeline = client.get(
         f"/v1/conversations/{conversation_id}", params={"min_position": position}, headers=tenant.auth
     ).json()
-    assert [message["seq"] for message in timeline["messages"]] == list(range(1, 21))
+    assert [message["seq"] for message in timeline["messages"]] == list(range(1, 41))
     assert sorted(message["body"] for message in timeline["messages"]) == sorted(p["body"] for p in payloads)
 
 

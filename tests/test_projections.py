@@ -4,8 +4,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -14,6 +16,7 @@ from api.runtime import Runtime
 from tests.backlog import write_backlog
 from tests.conftest import run_worker
 from tests.support import count_events, create_channel, create_company, post_signed, sms_payload
+from workers.process import sweep_forever
 
 READ_MODEL_QUERIES = {
     "summaries": "select id, channel_id, contact_id, owner_id, status, participants, message_count, last_message_at, "
@@ -163,3 +166,27 @@ def test_rebuild_equals_incremental(client, runtime, db_url, work, name):
     assert incremental
     runtime.projector.rebuild(runtime.projector.get(name))
     assert read_models(db_url)[name] == incremental
+
+
+def test_an_event_a_projection_cannot_apply_stops_only_that_projection(client, runtime, db_url):
+    from ledger.messaging import Conversation
+
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    good = post_signed(client, channel, sms_payload(channel)).json()
+    poisoned = runtime.ledger.repository.get(UUID(good["conversation_id"]))
+    poisoned.receive_inbound(uuid4(), "legacy-1", "sms", "written before NUL checks\x00", "", [], None, "system")
+    head = runtime.ledger.commit(poisoned)
+    assert isinstance(poisoned, Conversation)
+
+    stop = threading.Event()
+    sweeper = threading.Thread(target=sweep_forever, args=(runtime.projector, 0.05, stop))
+    sweeper.start()
+    try:
+        assert runtime.projector.wait_for(["contacts", "dedup", "summaries"], head, timeout=10) == head
+        assert sweeper.is_alive()
+    finally:
+        stop.set()
+        sweeper.join()
+    positions = runtime.projector.positions()
+    assert positions["timeline"] < head

@@ -5,6 +5,7 @@ an event: at worst it waits one sweep interval.
 """
 
 import logging
+import os
 import signal
 import threading
 
@@ -13,18 +14,23 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 
-from projections.runner import DATABASE_UNAVAILABLE, Projector
+from projections.runner import DATABASE_UNAVAILABLE, PROJECTION_STOPPED, Projector
 from workers import jobs
 
 log = logging.getLogger(__name__)
 
 
 def sweep_forever(projector: Projector, interval: float, stop: threading.Event) -> None:
+    """Catches every projection up, then waits; a projection that fails is retried on the
+    next round and does not hold the others back."""
     while not stop.is_set():
-        try:
-            projector.catch_up_all()
-        except DATABASE_UNAVAILABLE as error:
-            log.warning("sweep failed, retrying in %ss: %s", interval, error)
+        for projection in projector.projections.values():
+            try:
+                projector.catch_up(projection)
+            except DATABASE_UNAVAILABLE as error:
+                log.warning("sweep of %s failed, retrying in %ss: %s", projection.name, interval, error)
+            except PROJECTION_STOPPED:
+                log.exception("projection %s is stopped at an event it cannot apply", projection.name)
         stop.wait(interval)
 
 
@@ -48,13 +54,31 @@ def run(projector: Projector, redis: Redis, queue_name: str, sweep_interval: flo
         SimpleWorker([queue], connection=redis).work(burst=True)
         return
     stopping = threading.Event()
-    sweeper = threading.Thread(target=sweep_forever, args=(projector, sweep_interval, stopping), daemon=True)
+    crashed = threading.Event()
+    sweeper = threading.Thread(
+        target=_sweep_or_stop_the_process, args=(projector, sweep_interval, stopping, crashed), daemon=True
+    )
     sweeper.start()
     try:
         _work_until_stopped(queue, sweep_interval, stopping)
     finally:
         stopping.set()
         sweeper.join(timeout=10)
+    if crashed.is_set():
+        raise SystemExit("the sweep crashed; see the log")
+
+
+def _sweep_or_stop_the_process(
+    projector: Projector, interval: float, stopping: threading.Event, crashed: threading.Event
+) -> None:
+    """Without its sweep a worker could strand events, so a bug there stops the whole process
+    (its supervisor restarts it) instead of leaving it running half-alive."""
+    try:
+        sweep_forever(projector, interval, stopping)
+    except BaseException:
+        crashed.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
 
 
 def _work_until_stopped(queue: Queue, retry_interval: float, stopping: threading.Event) -> None:

@@ -1,5 +1,8 @@
 """Projection-backed reads. Each accepts min_position and answers X-Ledger-Position."""
 
+from typing import Literal
+from uuid import UUID
+
 from fastapi import APIRouter, Query, Request, Response
 
 from api.dependencies import Caller, parse_id, projected_position, runtime_of
@@ -15,10 +18,10 @@ def list_conversations(
     request: Request,
     response: Response,
     caller: Caller,
-    owner_id: str | None = None,
-    channel_id: str | None = None,
-    contact_id: str | None = None,
-    status: str | None = None,
+    owner_id: UUID | None = None,
+    channel_id: UUID | None = None,
+    contact_id: UUID | None = None,
+    status: Literal["open", "closed"] | None = None,
     limit: int = Query(default=50, ge=1, le=200),
     cursor: str | None = None,
     min_position: int | None = MinPosition,
@@ -26,9 +29,6 @@ def list_conversations(
     runtime = runtime_of(request)
     projected_position(runtime, response, [summaries.PROJECTION.name], min_position)
     filters = {"owner_id": owner_id, "channel_id": channel_id, "contact_id": contact_id, "status": status}
-    for name in ("owner_id", "channel_id", "contact_id"):
-        if filters[name] is not None:
-            filters[name] = str(parse_id(filters[name], name.removesuffix("_id")))
     with runtime.pool.connection() as conn:
         items, next_cursor = summaries.list_summaries(conn, caller.company_id, filters, limit, cursor)
     return {"items": items, "next_cursor": next_cursor}

@@ -3,23 +3,24 @@
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.dependencies import Caller, committed, json_body, operator, runtime_of
+from api.models import RequestBody
 
 router = APIRouter(prefix="/v1", tags=["tenants"])
 
 
-class NewCompany(BaseModel):
+class NewCompany(RequestBody):
     name: str = Field(min_length=1, max_length=200)
 
 
-class NewUser(BaseModel):
+class NewUser(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "agent", "auditor"]
 
 
-class NewChannel(BaseModel):
+class NewChannel(RequestBody):
     kind: str
     address: str = Field(min_length=1, max_length=320)
     name: str | None = Field(default=None, max_length=200)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from ledger.channels import InboundMessage, WebhookRequest
 from ledger.errors import InvalidJson, InvalidSignature, UnsupportedMediaType, ValidationFailed
+from ledger.validation import reject_nul_characters
 
 PREVIEW_LENGTH = 140
 Payload = TypeVar("Payload", bound=BaseModel)
@@ -34,6 +35,7 @@ def parse_json(request: WebhookRequest, model: type[Payload]) -> Payload:
 
 
 def validate(model: type[Payload], document: object) -> Payload:
+    reject_nul_characters(document)
     try:
         return model.model_validate(document)
     except ValidationError as error:
@@ -87,6 +89,9 @@ class _TextExtractor(HTMLParser):
 
 def html_to_text(html: str) -> str:
     extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
+    try:
+        extractor.feed(html)
+        extractor.close()
+    except AssertionError:  # html.parser's answer to some malformed markup: keep what it read
+        pass
     return " ".join(" ".join(extractor.parts).split())
