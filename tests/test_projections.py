@@ -190,3 +190,20 @@ def test_an_event_a_projection_cannot_apply_stops_only_that_projection(client, r
         sweeper.join()
     positions = runtime.projector.positions()
     assert positions["timeline"] < head
+
+
+def test_lagging_reads_do_not_hold_up_writes(client, runtime, settings):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    settings.read_wait_seconds = 3
+    unreachable = runtime.ledger.head_position() + 1_000_000
+    with ThreadPoolExecutor(60) as pool:
+        reads = [
+            pool.submit(client.get, "/v1/conversations", params={"min_position": unreachable}, headers=tenant.auth)
+            for _ in range(60)
+        ]
+        written = post_signed(client, channel, sms_payload(channel))
+        still_waiting = sum(not read.done() for read in reads)
+        assert written.status_code == 201
+        assert still_waiting == 60
+        assert {read.result().status_code for read in reads} == {503}

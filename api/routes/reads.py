@@ -4,8 +4,9 @@ from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
+from psycopg import Connection
 
-from api.dependencies import Caller, parse_id, projected_position, runtime_of
+from api.dependencies import Caller, parse_id, projected_position, read_model, runtime_of
 from ledger.errors import NotFound
 from projections import contacts, summaries, timeline
 
@@ -14,7 +15,7 @@ MinPosition = Query(default=None, ge=0, description="wait (bounded) until the re
 
 
 @router.get("/conversations")
-def list_conversations(
+async def list_conversations(
     request: Request,
     response: Response,
     caller: Caller,
@@ -27,15 +28,14 @@ def list_conversations(
     min_position: int | None = MinPosition,
 ) -> dict:
     runtime = runtime_of(request)
-    projected_position(runtime, response, [summaries.PROJECTION.name], min_position)
+    await projected_position(runtime, response, [summaries.PROJECTION.name], min_position)
     filters = {"owner_id": owner_id, "channel_id": channel_id, "contact_id": contact_id, "status": status}
-    with runtime.pool.connection() as conn:
-        items, next_cursor = summaries.list_summaries(conn, caller.company_id, filters, limit, cursor)
+    items, next_cursor = await read_model(runtime, summaries.list_summaries, caller.company_id, filters, limit, cursor)
     return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get("/conversations/{conversation_id}")
-def get_conversation(
+async def get_conversation(
     conversation_id: str,
     request: Request,
     response: Response,
@@ -45,16 +45,20 @@ def get_conversation(
     runtime = runtime_of(request)
     conversation_uuid = str(parse_id(conversation_id, "conversation"))
     names = [summaries.PROJECTION.name, timeline.PROJECTION.name]
-    projected_position(runtime, response, names, min_position)
-    with runtime.pool.connection() as conn:
-        summary = summaries.get_summary(conn, caller.company_id, conversation_uuid)
-        if summary is None:
-            raise NotFound("no such conversation")
-        return {**summary, "messages": timeline.messages_of(conn, conversation_uuid)}
+    await projected_position(runtime, response, names, min_position)
+    conversation = await read_model(runtime, conversation_with_messages, caller.company_id, conversation_uuid)
+    if conversation is None:
+        raise NotFound("no such conversation")
+    return conversation
+
+
+def conversation_with_messages(conn: Connection, company_id: str, conversation_id: str) -> dict | None:
+    summary = summaries.get_summary(conn, company_id, conversation_id)
+    return None if summary is None else {**summary, "messages": timeline.messages_of(conn, conversation_id)}
 
 
 @router.get("/contacts/{contact_id}")
-def get_contact(
+async def get_contact(
     contact_id: str,
     request: Request,
     response: Response,
@@ -63,9 +67,8 @@ def get_contact(
 ) -> dict:
     runtime = runtime_of(request)
     contact_uuid = str(parse_id(contact_id, "contact"))
-    projected_position(runtime, response, [contacts.PROJECTION.name], min_position)
-    with runtime.pool.connection() as conn:
-        contact = contacts.get_contact(conn, caller.company_id, contact_uuid)
+    await projected_position(runtime, response, [contacts.PROJECTION.name], min_position)
+    contact = await read_model(runtime, contacts.get_contact, caller.company_id, contact_uuid)
     if contact is None:
         raise NotFound("no such contact")
     return contact
