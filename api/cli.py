@@ -1,6 +1,7 @@
 """The `ledger` command line: the composition root and the second way in."""
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -16,11 +17,24 @@ from api.settings import Settings
 
 log = logging.getLogger("ledger")
 STOP_GRACE_SECONDS = 5
+SERVERS_FILE = "servers.json"  # the URLs of a running `ledger up`, for the other commands
+
+
+def settings_from_environment() -> Settings:
+    """Settings from the environment; without server URLs, those of a running `ledger up`
+    on the same data dir, so `ledger rebuild` and friends work beside it."""
+    settings = Settings()
+    servers_file = settings.data_dir / SERVERS_FILE
+    if (not settings.database_url or not settings.redis_url) and servers_file.exists():
+        servers = json.loads(servers_file.read_text())
+        settings.database_url = settings.database_url or servers["DATABASE_URL"]
+        settings.redis_url = settings.redis_url or servers["REDIS_URL"]
+    return settings
 
 
 def asgi_app():
     """The uvicorn factory: builds the runtime when the server process starts."""
-    return create_app(build_runtime(Settings()))
+    return create_app(build_runtime(settings_from_environment()))
 
 
 def command_api(args: argparse.Namespace) -> None:
@@ -30,7 +44,7 @@ def command_api(args: argparse.Namespace) -> None:
 def command_worker(args: argparse.Namespace) -> None:
     from workers.process import run
 
-    settings = Settings()
+    settings = settings_from_environment()
     runtime = build_runtime(settings)
     try:
         run(runtime.projector, runtime.redis, settings.queue_name, settings.sweep_seconds, burst=args.burst)
@@ -39,12 +53,12 @@ def command_worker(args: argparse.Namespace) -> None:
 
 
 def command_migrate(args: argparse.Namespace) -> None:
-    migrate(Settings())
+    migrate(settings_from_environment())
     print("migrated")
 
 
 def command_rebuild(args: argparse.Namespace) -> None:
-    runtime = build_runtime(Settings())
+    runtime = build_runtime(settings_from_environment())
     try:
         projection = runtime.projector.projections.get(args.projection)
         if projection is None:
@@ -67,6 +81,7 @@ def command_up(args: argparse.Namespace) -> None:
     settings = Settings()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    servers_file = data_dir / SERVERS_FILE
     started: list = []
     children: list[subprocess.Popen] = []
     stopping = threading.Event()
@@ -82,6 +97,7 @@ def command_up(args: argparse.Namespace) -> None:
             env["REDIS_URL"] = started[-1].url
         env["LEDGER_ADMIN_TOKEN"] = admin_token(settings)
         env["LEDGER_SECRET_KEY"] = secret_key(settings)
+        servers_file.write_text(json.dumps({"DATABASE_URL": env["DATABASE_URL"], "REDIS_URL": env["REDIS_URL"]}))
         subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, check=True)
         api = [sys.executable, "-m", "api.cli", "api", "--host", args.host, "--port", str(args.port)]
         children.append(subprocess.Popen(api, env=env))
@@ -95,6 +111,7 @@ def command_up(args: argparse.Namespace) -> None:
                 break
     finally:
         stop_children(children)
+        servers_file.unlink(missing_ok=True)
         for server in reversed(started):
             server.stop()
         print("ledger stopped", flush=True)

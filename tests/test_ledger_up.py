@@ -40,6 +40,7 @@ class LedgerUp:
             if key not in ("DATABASE_URL", "REDIS_URL", "LEDGER_ADMIN_TOKEN", "LEDGER_SECRET_KEY")
         }
         env["LEDGER_DATA_DIR"] = str(data_dir)
+        self.env = env
         self.process = subprocess.Popen(
             [LEDGER, "up", "--port", str(self.port)],
             env=env,
@@ -92,6 +93,11 @@ def test_ledger_up_keeps_data_across_restarts_and_leaves_no_process(tmp_path):
                 headers=tenant.auth,
             )
             assert timeline.status_code == 200, timeline.text
+        rebuilt = subprocess.run(
+            [LEDGER, "rebuild", "timeline"], env=first.env, capture_output=True, text=True, timeout=120
+        )
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert "rebuilt timeline" in rebuilt.stdout
     finally:
         seconds = first.stop()
     assert first.process.returncode == 0

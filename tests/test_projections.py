@@ -207,3 +207,18 @@ def test_lagging_reads_do_not_hold_up_writes(client, runtime, settings):
         assert written.status_code == 201
         assert still_waiting == 60
         assert {read.result().status_code for read in reads} == {503}
+
+
+def test_ledger_rebuild_command_rebuilds_to_the_same_read_model(client, settings, db_url, work):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    for _ in range(3):
+        assert post_signed(client, channel, sms_payload(channel)).status_code == 201
+    work()
+    before = read_models(db_url)
+    ledger = [sys.executable, "-m", "api.cli", "rebuild"]
+    done = subprocess.run([*ledger, "timeline"], env=worker_env(settings), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert read_models(db_url) == before
+    unknown = subprocess.run([*ledger, "nonsense"], env=worker_env(settings), capture_output=True, text=True)
+    assert unknown.returncode != 0 and "timeline" in unknown.stderr
