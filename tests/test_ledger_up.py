@@ -32,14 +32,14 @@ def processes_of(data_dir: Path) -> list[psutil.Process]:
 
 
 class LedgerUp:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **servers: str) -> None:
         self.port = free_port()
         env = {
             key: value
             for key, value in os.environ.items()
             if key not in ("DATABASE_URL", "REDIS_URL", "LEDGER_ADMIN_TOKEN", "LEDGER_SECRET_KEY")
         }
-        env["LEDGER_DATA_DIR"] = str(data_dir)
+        env.update(servers, LEDGER_DATA_DIR=str(data_dir))
         self.env = env
         self.process = subprocess.Popen(
             [LEDGER, "up", "--port", str(self.port)],
@@ -115,4 +115,20 @@ def test_ledger_up_keeps_data_across_restarts_and_leaves_no_process(tmp_path):
             assert again.status_code == 201
     finally:
         second.stop()
+    assert processes_of(data_dir) == []
+
+
+def test_ledger_up_with_server_urls_starts_no_server(tmp_path, db_url, redis_url):
+    data_dir = tmp_path / "data"
+    up = LedgerUp(data_dir, DATABASE_URL=db_url, REDIS_URL=redis_url)
+    try:
+        with httpx.Client(base_url=up.url, timeout=30) as client:
+            tenant = create_company(client, operator_token=up.token)
+            assert client.get("/v1/users", headers=tenant.auth).status_code == 200
+        assert not (data_dir / "postgres").exists() and not (data_dir / "redis").exists()
+        commands = [" ".join(process.cmdline()) for process in processes_of(data_dir)]
+        assert len(commands) == 3, commands  # ledger up, its API and its worker
+        assert not any("postgres" in command or "redis-server" in command for command in commands)
+    finally:
+        up.stop()
     assert processes_of(data_dir) == []
