@@ -73,6 +73,14 @@ def post_signed(client: httpx.Client, channel: ChannelInfo, payload: dict | byte
     return client.post(f"/v1/webhooks/{channel.id}", content=raw, headers=headers)
 
 
+def read_conversation(client: httpx.Client, tenant: Tenant, conversation_id: str, min_position: int | None = None):
+    """The conversation's summary and timeline, once its projections reached min_position."""
+    params = {} if min_position is None else {"min_position": min_position}
+    response = client.get(f"/v1/conversations/{conversation_id}", params=params, headers=tenant.auth)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def count_events(db_url: str, topic_suffix: str = "") -> int:
     with psycopg.connect(db_url) as conn:
         return conn.execute("select count(*) from ledger_events where topic like %s", [f"%{topic_suffix}"]).fetchone()[

@@ -5,7 +5,15 @@ import base64
 import orjson
 import pytest
 
-from tests.support import count_events, create_channel, create_company, post_signed, sign, sms_payload
+from tests.support import (
+    count_events,
+    create_channel,
+    create_company,
+    post_signed,
+    read_conversation,
+    sign,
+    sms_payload,
+)
 
 
 @pytest.fixture
@@ -169,12 +177,8 @@ def test_odd_but_valid_input_is_accepted(client, sms, work):
     assert broken_html.status_code == 201, broken_html.text
     work()
     position = broken_html.json()["position"]
-    timeline = client.get(
-        f"/v1/conversations/{far_zone.json()['conversation_id']}",
-        params={"min_position": position},
-        headers=tenant.auth,
-    ).json()
+    timeline = read_conversation(client, tenant, far_zone.json()["conversation_id"], position)
     assert timeline["messages"][0]["sent_at"] == "2023-12-31T04:00:00Z"
-    summary = client.get(f"/v1/conversations/{broken_html.json()['conversation_id']}", headers=tenant.auth).json()
+    summary = read_conversation(client, tenant, broken_html.json()["conversation_id"])
     assert summary["last_message_preview"] == "broken"
     assert summary["messages"][0]["body"] == payload["body"]

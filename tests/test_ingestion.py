@@ -8,7 +8,7 @@ import psycopg
 from twilio.request_validator import RequestValidator
 
 from tests.backlog import write_backlog
-from tests.support import count_events, create_channel, create_company, post_signed, sms_payload
+from tests.support import count_events, create_channel, create_company, post_signed, read_conversation, sms_payload
 
 
 def test_fifty_concurrent_deliveries_append_one_message(client, db_url, work):
@@ -35,9 +35,7 @@ def test_fifty_concurrent_deliveries_append_one_message(client, db_url, work):
 
     work()
     position = max(body["position"] for body in bodies)
-    timeline = client.get(
-        f"/v1/conversations/{bodies[0]['conversation_id']}", params={"min_position": position}, headers=tenant.auth
-    ).json()
+    timeline = read_conversation(client, tenant, bodies[0]["conversation_id"], position)
     assert [message["body"] for message in timeline["messages"]] == ["only once"]
     assert timeline["message_count"] == 1
 
@@ -59,9 +57,7 @@ def test_concurrent_messages_to_one_conversation_get_gap_free_seq(client, db_url
     work()
     position = max(response.json()["position"] for response in responses)
     conversation_id = responses[0].json()["conversation_id"]
-    timeline = client.get(
-        f"/v1/conversations/{conversation_id}", params={"min_position": position}, headers=tenant.auth
-    ).json()
+    timeline = read_conversation(client, tenant, conversation_id, position)
     assert [message["seq"] for message in timeline["messages"]] == list(range(1, 41))
     assert sorted(message["body"] for message in timeline["messages"]) == sorted(p["body"] for p in payloads)
 
@@ -91,11 +87,7 @@ def test_provider_timestamp_is_kept_but_never_reorders(client, work):
     late = post_signed(client, channel, sms_payload(channel, body="sent later", timestamp="2026-11-22T12:00:00Z"))
     early = post_signed(client, channel, sms_payload(channel, body="sent earlier", timestamp="2026-11-22T09:00:00Z"))
     work()
-    timeline = client.get(
-        f"/v1/conversations/{late.json()['conversation_id']}",
-        params={"min_position": early.json()["position"]},
-        headers=tenant.auth,
-    ).json()
+    timeline = read_conversation(client, tenant, late.json()["conversation_id"], early.json()["position"])
     assert [(m["seq"], m["body"]) for m in timeline["messages"]] == [(1, "sent later"), (2, "sent earlier")]
     assert [m["sent_at"] for m in timeline["messages"]] == ["2026-11-22T12:00:00Z", "2026-11-22T09:00:00Z"]
 
@@ -107,11 +99,7 @@ def test_mms_keeps_attachments(client, work):
     response = post_signed(client, channel, sms_payload(channel, type="mms", body="", attachments=urls))
     assert response.status_code == 201, response.text
     work()
-    timeline = client.get(
-        f"/v1/conversations/{response.json()['conversation_id']}",
-        params={"min_position": response.json()["position"]},
-        headers=tenant.auth,
-    ).json()
+    timeline = read_conversation(client, tenant, response.json()["conversation_id"], response.json()["position"])
     assert timeline["messages"][0]["attachments"] == urls
     assert timeline["messages"][0]["type"] == "mms"
 
@@ -133,9 +121,7 @@ def test_email_keeps_html_and_lowercases_addresses(client, work):
     assert response.status_code == 201, response.text
     work()
     body = response.json()
-    timeline = client.get(
-        f"/v1/conversations/{body['conversation_id']}", params={"min_position": body["position"]}, headers=tenant.auth
-    ).json()
+    timeline = read_conversation(client, tenant, body["conversation_id"], body["position"])
     assert timeline["messages"][0]["body"] == html
     assert timeline["last_message_preview"] == "Hi there , my order is late"
     assert timeline["participants"] == ["jane.doe@example.com", "support@acme.example"]
@@ -152,11 +138,7 @@ def test_whatsapp_is_received_on_the_channel_address(client, work):
     duplicate = post_signed(client, channel, {"from": "+447700900123", "text": "hola", "channel_message_id": "wa-1"})
     assert duplicate.status_code == 200 and duplicate.json()["message_id"] == response.json()["message_id"]
     work()
-    timeline = client.get(
-        f"/v1/conversations/{response.json()['conversation_id']}",
-        params={"min_position": response.json()["position"]},
-        headers=tenant.auth,
-    ).json()
+    timeline = read_conversation(client, tenant, response.json()["conversation_id"], response.json()["position"])
     assert timeline["participants"] == ["+447700900123", "+442079460000"]
     assert timeline["messages"][0]["sent_at"] is None
 
@@ -214,7 +196,7 @@ def test_twilio_signature_is_checked_as_twilio_computes_it(client, db_url, work)
     position = int(tampered.headers["X-Ledger-Position"])
     conversations = client.get("/v1/conversations", params={"min_position": position}, headers=tenant.auth).json()
     conversation_id = conversations["items"][0]["id"]
-    timeline = client.get(f"/v1/conversations/{conversation_id}", headers=tenant.auth).json()
+    timeline = read_conversation(client, tenant, conversation_id)
     assert timeline["messages"][0]["attachments"] == ["https://api.twilio.com/m/0", "https://api.twilio.com/m/1"]
     assert timeline["messages"][0]["type"] == "mms"
 
@@ -228,11 +210,7 @@ def test_long_conversations_are_snapshotted_and_keep_counting(client, runtime, d
     response = post_signed(client, channel, sms_payload(channel, sender="+18045550000", body="number 151"))
     assert response.status_code == 201
     work()
-    timeline = client.get(
-        f"/v1/conversations/{response.json()['conversation_id']}",
-        params={"min_position": response.json()["position"]},
-        headers=tenant.auth,
-    ).json()
+    timeline = read_conversation(client, tenant, response.json()["conversation_id"], response.json()["position"])
     assert [m["seq"] for m in timeline["messages"]] == list(range(1, 152))
     assert timeline["messages"][-1]["body"] == "number 151"
 
