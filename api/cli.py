@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 
 import uvicorn
 
@@ -103,8 +104,10 @@ def command_up(args: argparse.Namespace) -> None:
         children.append(subprocess.Popen(api, env=env))
         for _ in range(args.workers):
             children.append(subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env))
-        print(f"ledger is up: http://{args.host}:{args.port}  (docs: /docs)", flush=True)
-        print(f"operator token: {env['LEDGER_ADMIN_TOKEN']}", flush=True)
+        url = f"http://{args.host}:{args.port}"
+        if wait_until_answering(f"{url}/health", children, stopping):
+            print(f"ledger is up: {url}  (docs: {url}/docs)", flush=True)
+            print(f"operator token: {env['LEDGER_ADMIN_TOKEN']}", flush=True)
         while not stopping.wait(0.5):
             if any(child.poll() is not None for child in children):
                 log.error("a ledger process exited; stopping everything")
@@ -115,6 +118,17 @@ def command_up(args: argparse.Namespace) -> None:
         for server in reversed(started):
             server.stop()
         print("ledger stopped", flush=True)
+
+
+def wait_until_answering(url: str, children: list[subprocess.Popen], stopping: threading.Event) -> bool:
+    """True once the URL answers; False if asked to stop or a child exited first."""
+    while not stopping.is_set() and all(child.poll() is None for child in children):
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except OSError:
+            stopping.wait(0.1)
+    return False
 
 
 def stop_children(children: list[subprocess.Popen]) -> None:
