@@ -4,6 +4,7 @@ import itertools
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID, uuid4
@@ -23,6 +24,7 @@ from ledger.validation import utc_iso
 
 log = logging.getLogger(__name__)
 A = TypeVar("A", bound=LedgerAggregate)
+T = TypeVar("T")
 CONFLICT_RETRY_SECONDS = 5.0
 SNAPSHOT_INTERVAL = 100
 SYSTEM = "system"
@@ -87,6 +89,19 @@ class Ledger(Application[UUID]):
                 except OperationalError as error:
                     log.warning("snapshot of %s skipped: %s", event.originator_id, error)
 
+    def retry_on_conflict(self, command: Callable[[], T]) -> T:
+        """Runs a read-decide-commit command again when a concurrent writer took one of its
+        stream versions first (optimistic concurrency), with jittered backoff, for a while."""
+        deadline = time.monotonic() + CONFLICT_RETRY_SECONDS
+        for attempt in itertools.count():
+            try:
+                return command()
+            except IntegrityError:
+                if time.monotonic() > deadline:
+                    raise Contended("too many concurrent writes to the same records; retry") from None
+                time.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))
+        raise AssertionError("unreachable")
+
     def head_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
@@ -119,6 +134,9 @@ class Ledger(Application[UUID]):
         principal.require("admin")
         if role not in HUMAN_ROLES:
             raise ValidationFailed.single("role", "invalid_role", f"role must be one of {', '.join(HUMAN_ROLES)}")
+        return self.retry_on_conflict(lambda: self._add_user(principal, name, role))
+
+    def _add_user(self, principal: Principal, name: str, role: Role) -> tuple[User, str, int]:
         company = self.get_owned(Company, UUID(principal.company_id), principal.company_id)
         api_key = new_api_key()
         user = User.create(principal.company_id, name, role, principal.actor)
@@ -179,21 +197,18 @@ class Ledger(Application[UUID]):
             recipient = normalize(kind.address_kind, message.recipient, "to", self.default_region)
             if recipient != channel.address:
                 raise ValidationFailed.single("to", "wrong_recipient", "to is not this channel's address")
-        company_id, channel_id = channel.company_id, str(channel.id)
-        receipt_id = Receipt.id_for(company_id, channel_id, message.provider_message_id)
-        deadline = time.monotonic() + CONFLICT_RETRY_SECONDS
-        for attempt in itertools.count():
-            receipt = self.find(Receipt, receipt_id)
-            if receipt is not None:
-                return Ingested(
-                    receipt.message_id, receipt.conversation_id, receipt.contact_id, self.head_position(), True
-                )
-            try:
-                return self._append_inbound(channel, kind.address_kind, sender, message, receipt_id)
-            except IntegrityError:
-                if time.monotonic() > deadline:
-                    raise Contended("too many concurrent writes to this conversation; retry") from None
-                time.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))  # jittered backoff
+        receipt_id = Receipt.id_for(channel.company_id, str(channel.id), message.provider_message_id)
+        return self.retry_on_conflict(
+            lambda: self._ingest_once(channel, kind.address_kind, sender, message, receipt_id)
+        )
+
+    def _ingest_once(
+        self, channel: Channel, address_kind: str, sender: str, message: InboundMessage, receipt_id: UUID
+    ) -> Ingested:
+        receipt = self.find(Receipt, receipt_id)
+        if receipt is not None:
+            return Ingested(receipt.message_id, receipt.conversation_id, receipt.contact_id, self.head_position(), True)
+        return self._append_inbound(channel, address_kind, sender, message, receipt_id)
 
     def _append_inbound(
         self, channel: Channel, address_kind: str, sender: str, message: InboundMessage, receipt_id: UUID

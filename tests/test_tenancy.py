@@ -1,5 +1,8 @@
 """Tenant isolation (guarantee 7), roles, and credentials never stored in plain text."""
 
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
 import psycopg
 import pytest
 
@@ -103,3 +106,18 @@ def test_every_event_records_company_actor_and_time(client, runtime, two_tenants
         assert event.recorded_at.tzinfo is not None, event
     actors = {event.actor.split(":")[0] for event in events}
     assert actors == {"system", "user", "provider"}
+
+
+def test_concurrent_user_creation_keeps_every_user(client):
+    tenant = create_company(client)
+    barrier = Barrier(12)
+
+    def add(index):
+        barrier.wait()
+        return client.post("/v1/users", json={"name": f"Agent {index}", "role": "agent"}, headers=tenant.auth)
+
+    with ThreadPoolExecutor(12) as pool:
+        responses = list(pool.map(add, range(12)))
+    assert [response.status_code for response in responses] == [201] * 12
+    names = {item["name"] for item in client.get("/v1/users", headers=tenant.auth).json()["items"]}
+    assert {f"Agent {index}" for index in range(12)} <= names
