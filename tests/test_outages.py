@@ -1,5 +1,8 @@
 """No lost writes (guarantee 2): Redis is only a wake-up signal; a PostgreSQL outage is a clean 503."""
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -138,3 +141,19 @@ def test_a_postgres_outage_answers_503_and_the_sweep_survives_it(own_postgres, r
         if sweeper.is_alive():
             sweeper.join()
         runtime.close()
+
+
+def test_a_worker_started_without_redis_projects_by_sweeping_and_stops_cleanly(client, runtime, settings):
+    from api.embedded import free_port
+    from tests.test_projections import backlog, worker_env
+
+    head = backlog(client, runtime, conversations=3, messages_each=5)
+    env = worker_env(settings, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", LEDGER_SWEEP_SECONDS="0.05")
+    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env, stderr=subprocess.PIPE)
+    try:
+        names = list(runtime.projector.projections)
+        assert runtime.projector.wait_for(names, head, timeout=60) == head
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr.decode()[-2000:]

@@ -45,8 +45,8 @@ def backlog(client, runtime: Runtime, conversations: int, messages_each: int) ->
     )
 
 
-def worker_env(settings, **extra) -> dict[str, str]:
-    return dict(
+def worker_env(settings, **overrides) -> dict[str, str]:
+    env = dict(
         os.environ,
         DATABASE_URL=settings.database_url,
         REDIS_URL=settings.redis_url,
@@ -54,8 +54,8 @@ def worker_env(settings, **extra) -> dict[str, str]:
         LEDGER_SECRET_KEY=settings.secret_key,
         LEDGER_ADMIN_TOKEN=settings.admin_token,
         LEDGER_DATA_DIR=str(settings.data_dir),
-        **extra,
     )
+    return {**env, **overrides}
 
 
 def assert_applied_exactly_once(db_url: str, head: int) -> None:

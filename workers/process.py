@@ -85,8 +85,8 @@ def _work_until_stopped(queue: Queue, retry_interval: float, stopping: threading
     """Runs the RQ worker; when it gives up on an unreachable Redis, starts it again
     (the sweep keeps projections current meanwhile) until a stop is asked for."""
     while not stopping.is_set():
-        worker = _StoppableWorker([queue], connection=queue.connection, stopping=stopping)
         try:
+            worker = _StoppableWorker([queue], connection=queue.connection, stopping=stopping)
             worker.work(with_scheduler=False)
         except (RedisConnectionError, RedisTimeoutError) as error:
             log.warning("Redis unreachable, the sweep keeps projections current: %s", error)
