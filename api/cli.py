@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import urllib.request
+from pathlib import Path
 
 import uvicorn
 
@@ -77,28 +78,17 @@ def command_rebuild(args: argparse.Namespace) -> None:
 
 
 def command_up(args: argparse.Namespace) -> None:
-    from api.embedded import EmbeddedPostgres, EmbeddedRedis
-
     settings = Settings()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    servers_file = data_dir / SERVERS_FILE
-    started: list = []
-    children: list[subprocess.Popen] = []
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
+    servers: list = []
+    children: list[subprocess.Popen] = []
+    crashed = False
     try:
-        env = dict(os.environ, LEDGER_DATA_DIR=str(data_dir))
-        if not settings.database_url:
-            started.append(EmbeddedPostgres(data_dir))
-            env["DATABASE_URL"] = started[-1].url
-        if not settings.redis_url:
-            started.append(EmbeddedRedis(data_dir))
-            env["REDIS_URL"] = started[-1].url
-        env["LEDGER_ADMIN_TOKEN"] = admin_token(settings)
-        env["LEDGER_SECRET_KEY"] = secret_key(settings)
-        servers_file.write_text(json.dumps({"DATABASE_URL": env["DATABASE_URL"], "REDIS_URL": env["REDIS_URL"]}))
+        env = start_servers(settings, data_dir, servers)
         subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, check=True)
         api = [sys.executable, "-m", "api.cli", "api", "--host", args.host, "--port", str(args.port)]
         children.append(subprocess.Popen(api, env=env))
@@ -108,16 +98,35 @@ def command_up(args: argparse.Namespace) -> None:
         if wait_until_answering(f"{url}/health", children, stopping):
             print(f"ledger is up: {url}  (docs: {url}/docs)", flush=True)
             print(f"operator token: {env['LEDGER_ADMIN_TOKEN']}", flush=True)
-        while not stopping.wait(0.5):
-            if any(child.poll() is not None for child in children):
-                log.error("a ledger process exited; stopping everything")
-                break
+        while not stopping.wait(0.5) and not crashed:
+            crashed = any(child.poll() is not None for child in children)
     finally:
         stop_children(children)
-        servers_file.unlink(missing_ok=True)
-        for server in reversed(started):
+        (data_dir / SERVERS_FILE).unlink(missing_ok=True)
+        for server in reversed(servers):
             server.stop()
         print("ledger stopped", flush=True)
+    if crashed:
+        sys.exit("a ledger process exited on its own; everything was stopped")
+
+
+def start_servers(settings: Settings, data_dir: Path, servers: list) -> dict[str, str]:
+    """The environment of the child processes, with embedded servers started (and added to
+    `servers`) for the URLs that are not configured."""
+    from api.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    env = dict(os.environ, LEDGER_DATA_DIR=str(data_dir))
+    if not settings.database_url:
+        servers.append(EmbeddedPostgres(data_dir))
+        env["DATABASE_URL"] = servers[-1].url
+    if not settings.redis_url:
+        servers.append(EmbeddedRedis(data_dir))
+        env["REDIS_URL"] = servers[-1].url
+    env["LEDGER_ADMIN_TOKEN"] = admin_token(settings)
+    env["LEDGER_SECRET_KEY"] = secret_key(settings)
+    urls = {"DATABASE_URL": env["DATABASE_URL"], "REDIS_URL": env["REDIS_URL"]}
+    (data_dir / SERVERS_FILE).write_text(json.dumps(urls))
+    return env
 
 
 def wait_until_answering(url: str, children: list[subprocess.Popen], stopping: threading.Event) -> bool:
