@@ -50,8 +50,9 @@ class LedgerUp:
         )
         self.url = f"http://127.0.0.1:{self.port}"
         self.output: list[str] = []
-        self.token = self._read_token()
-        self._wait_until_ready()
+        self.token = self._read_token()  # printed once the API answers
+        ready = httpx.get(f"{self.url}/ready", timeout=10)
+        assert ready.status_code == 200, ready.text
 
     def _read_token(self) -> str:
         for line in self.process.stdout:
@@ -59,17 +60,6 @@ class LedgerUp:
             if line.startswith("operator token: "):
                 return line.split(": ", 1)[1].strip()
         raise AssertionError("ledger up printed no token:\n" + "".join(self.output))
-
-    def _wait_until_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)  # waits for a server to listen, not for a projection
-        raise AssertionError("ledger up did not become ready")
 
     def stop(self) -> float:
         started = time.monotonic()
