@@ -29,7 +29,6 @@ STATUS_AND_CODE: dict[type[LedgerError], tuple[int, str]] = {
     errors.InvalidSignature: (401, "invalid_signature"),
     errors.Forbidden: (403, "forbidden"),
     errors.NotFound: (404, "not_found"),
-    errors.Conflict: (409, "conflict"),
     errors.Contended: (503, "unavailable"),
     PayloadTooLarge: (413, "payload_too_large"),
     errors.UnsupportedMediaType: (415, "unsupported_media_type"),

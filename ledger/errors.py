@@ -34,10 +34,6 @@ class UnsupportedMediaType(LedgerError):
     pass
 
 
-class Conflict(LedgerError):
-    pass
-
-
 class Contended(LedgerError):
     """Too many concurrent writers on one stream; the caller should retry shortly."""
 

@@ -1,8 +1,5 @@
 """The dedup index: which ledger message each provider message id became."""
 
-from psycopg import Connection
-from psycopg.rows import dict_row
-
 from ledger.messaging import Receipt
 from projections import Projection
 
@@ -40,12 +37,3 @@ def claimed(cursor, event: Receipt.Claimed, position: int) -> None:
             position,
         ],
     )
-
-
-def find_provider_message(conn: Connection, company_id: str, channel_id: str, provider_message_id: str) -> dict | None:
-    with conn.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute(
-            """select message_id, conversation_id, contact_id, position from provider_messages
-               where company_id = %s and channel_id = %s and provider_message_id = %s""",
-            [company_id, channel_id, provider_message_id],
-        ).fetchone()

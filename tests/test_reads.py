@@ -59,3 +59,22 @@ def test_contact_of_a_phone_sender(client, work):
     assert contact["addresses"] == ["+18045557788"] and contact["phone"] == "+18045557788"
     assert contact["email"] is None and contact["name"] is None and contact["custom_fields"] == {}
     assert contact["provenance"]["phone"]["method"] == "address"
+
+
+def test_an_added_address_is_projected_on_the_contact(client, runtime, work):
+    from uuid import UUID
+
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    written = post_signed(client, channel, sms_payload(channel, sender="+18045557788")).json()
+    contact = runtime.ledger.repository.get(UUID(written["contact_id"]))
+    contact.add_address("ann@example.com", "email", actor=f"user:{tenant.admin_user_id}")
+    contact.add_address("ann@example.com", "email", actor=f"user:{tenant.admin_user_id}")  # no second event
+    position = runtime.ledger.commit(contact)
+    work()
+    response = client.get(
+        f"/v1/contacts/{written['contact_id']}", params={"min_position": position}, headers=tenant.auth
+    )
+    projected = response.json()
+    assert projected["addresses"] == ["+18045557788", "ann@example.com"]
+    assert projected["email"] == "ann@example.com" and projected["phone"] == "+18045557788"

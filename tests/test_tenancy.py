@@ -121,3 +121,16 @@ def test_concurrent_user_creation_keeps_every_user(client):
     assert [response.status_code for response in responses] == [201] * 12
     names = {item["name"] for item in client.get("/v1/users", headers=tenant.auth).json()["items"]}
     assert {f"Agent {index}" for index in range(12)} <= names
+
+
+def test_a_revoked_key_is_refused(client, runtime):
+    from ledger.credentials import hash_key
+    from ledger.tenancy import ApiKey
+
+    tenant = create_company(client)
+    assert client.get("/v1/users", headers=tenant.auth).status_code == 200
+    key = runtime.ledger.repository.get(ApiKey.id_for(hash_key(tenant.api_key)))
+    key.revoke(actor=f"user:{tenant.admin_user_id}")
+    runtime.ledger.commit(key)
+    refused = client.get("/v1/users", headers=tenant.auth)
+    assert refused.status_code == 401 and refused.json()["error_code"] == "unauthorized"
