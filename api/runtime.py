@@ -28,6 +28,7 @@ class Runtime:
     admin_token: str
 
     def close(self) -> None:
+        self.wakeup.close()
         self.pool.close()
         self.ledger.close()
         self.redis.close()
@@ -49,7 +50,7 @@ def eventsourcing_env(database_url: str, create_table: bool, pool_size: int, tim
         # eventsourcing retries a failed connection 10 times: split the budget between them.
         "POSTGRES_CONNECT_TIMEOUT": str(max(1, timeout // 10)),
         "POSTGRES_PRE_PING": "yes",
-        "POSTGRES_LOCK_TIMEOUT": "10",
+        "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerRecorder",
         "CREATE_TABLE": "yes" if create_table else "no",
     }
 
@@ -82,6 +83,7 @@ def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
         eventsourcing_env(settings.database_url, create_tables, settings.db_pool_size, settings.db_timeout_seconds),
         SecretBox(secret_key(settings)),
         settings.default_region,
+        write_budget_seconds=settings.db_timeout_seconds,
     )
     pool = ConnectionPool(
         settings.database_url,

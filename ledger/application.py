@@ -16,10 +16,10 @@ from ledger.addresses import normalize
 from ledger.base import LedgerAggregate
 from ledger.channels import InboundMessage, channel_kinds
 from ledger.credentials import SecretBox, hash_key, new_api_key, new_webhook_secret
-from ledger.errors import Contended, Forbidden, NotFound, Unauthorized, ValidationFailed
+from ledger.errors import Conflict, Contended, Forbidden, NotFound, Unauthorized, ValidationFailed
 from ledger.ids import natural_id
 from ledger.messaging import Contact, Conversation, Receipt
-from ledger.tenancy import HUMAN_ROLES, ApiKey, Channel, Company, Role, User
+from ledger.tenancy import HUMAN_ROLES, ApiKey, Channel, ChannelAddress, Company, Role, User, check_name
 from ledger.validation import utc_iso
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ T = TypeVar("T")
 CONFLICT_RETRY_SECONDS = 5.0
 SNAPSHOT_INTERVAL = 100
 SYSTEM = "system"
+# Kinds whose webhook secret the provider chooses (Twilio signs with the account's auth token).
+KINDS_WITH_PROVIDER_SECRET = ("twilio",)
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,13 @@ class Ledger(Application[UUID]):
     name = "ledger"
     is_snapshotting_enabled = True
 
-    def __init__(self, env: dict[str, str], secret_box: SecretBox, default_region: str = "US") -> None:
+    def __init__(
+        self, env: dict[str, str], secret_box: SecretBox, default_region: str = "US", write_budget_seconds: float = 10
+    ) -> None:
         super().__init__(env)
         self.secret_box = secret_box
         self.default_region = default_region
+        self.recorder.write_budget_seconds = write_budget_seconds
 
     # -- the write path -------------------------------------------------------------
 
@@ -122,7 +127,7 @@ class Ledger(Application[UUID]):
     # -- tenants ----------------------------------------------------------------------
 
     def create_company(self, name: str) -> CompanyCreated:
-        company = Company.create(name, actor=SYSTEM)
+        company = Company.create(check_name(name), actor=SYSTEM)
         admin_key = new_api_key()
         admin = User.create(company.company_id, "Admin", "admin", SYSTEM, UUID(company.admin_user_id))
         bot = User.create(company.company_id, "AI assistant", "bot", SYSTEM, UUID(company.bot_user_id))
@@ -132,6 +137,7 @@ class Ledger(Application[UUID]):
 
     def create_user(self, principal: Principal, name: str, role: Role) -> tuple[User, str, int]:
         principal.require("admin")
+        check_name(name)
         if role not in HUMAN_ROLES:
             raise ValidationFailed.single("role", "invalid_role", f"role must be one of {', '.join(HUMAN_ROLES)}")
         return self.retry_on_conflict(lambda: self._add_user(principal, name, role))
@@ -164,14 +170,24 @@ class Ledger(Application[UUID]):
         if channel_kind is None:
             supported = ", ".join(sorted(channel_kinds()))
             raise ValidationFailed.single("kind", "unsupported_kind", f"kind must be one of {supported}")
+        if kind in KINDS_WITH_PROVIDER_SECRET and not webhook_secret:
+            raise ValidationFailed.single(
+                "webhook_secret", "missing", f"a {kind} channel needs the provider's auth token as webhook_secret"
+            )
         normalized = normalize(channel_kind.address_kind, address, "address", self.default_region)
+        name = check_name(name, "name") if name is not None else f"{kind} {normalized}"
+        claim_id = ChannelAddress.id_for(principal.company_id, kind, normalized)
+        if self.find(ChannelAddress, claim_id) is not None:
+            raise Conflict(f"this company already has a {kind} channel for {normalized}")
         secret = webhook_secret or new_webhook_secret()
         channel_id = uuid4()
         sealed = self.secret_box.seal(secret, context=str(channel_id))
-        channel = Channel.create(
-            channel_id, principal.company_id, kind, normalized, name or f"{kind} {normalized}", sealed, principal.actor
-        )
-        return channel, secret, self.commit(channel)
+        channel = Channel.create(channel_id, principal.company_id, kind, normalized, name, sealed, principal.actor)
+        claim = ChannelAddress.claim(principal.company_id, kind, normalized, channel_id, principal.actor)
+        try:
+            return channel, secret, self.commit(channel, claim)
+        except IntegrityError:
+            raise Conflict(f"this company already has a {kind} channel for {normalized}") from None
 
     def channel_secret(self, channel: Channel) -> str:
         return self.secret_box.open(channel.sealed_secret, context=str(channel.id))

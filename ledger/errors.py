@@ -34,8 +34,16 @@ class UnsupportedMediaType(LedgerError):
     pass
 
 
+class Conflict(LedgerError):
+    """The request contradicts what exists (e.g. a second channel with the same kind and address)."""
+
+
 class Contended(LedgerError):
     """Too many concurrent writers on one stream; the caller should retry shortly."""
+
+
+class Unavailable(LedgerError):
+    """The event log could not be written within the configured budget; retry shortly."""
 
 
 class ValidationFailed(LedgerError):

@@ -1,13 +1,24 @@
 """Tenants: companies, their users, API keys and channels."""
 
+import unicodedata
 from typing import Literal
 from uuid import UUID, uuid4
 
 from ledger.base import LedgerAggregate
+from ledger.errors import ValidationFailed
 from ledger.ids import natural_id
 
 Role = Literal["admin", "agent", "auditor", "bot"]
 HUMAN_ROLES = ("admin", "agent", "auditor")
+
+
+def check_name(name: str, field: str = "name") -> str:
+    """A display name: one line of printable text."""
+    if any(unicodedata.category(character) == "Cc" for character in name):
+        raise ValidationFailed.single(field, "control_character", f"{field} must not contain control characters")
+    if not name.strip():
+        raise ValidationFailed.single(field, "blank", f"{field} must not be blank")
+    return name
 
 
 class Company(LedgerAggregate):
@@ -123,4 +134,30 @@ class Channel(LedgerAggregate):
             address=address,
             name=name,
             sealed_secret=sealed_secret,
+        )
+
+
+class ChannelAddress(LedgerAggregate):
+    """Claims (company, kind, address) for one channel: a second channel with the same kind
+    and address collides on this id, in the same transaction that would create it."""
+
+    class Claimed(LedgerAggregate.Created):
+        channel_id: str
+
+    def __init__(self, company_id: str, actor: str, channel_id: str) -> None:
+        self.company_id = company_id
+        self.channel_id = channel_id
+
+    @staticmethod
+    def id_for(company_id: str, kind: str, address: str) -> UUID:
+        return natural_id("channel-address", company_id, kind, address)
+
+    @classmethod
+    def claim(cls, company_id: str, kind: str, address: str, channel_id: UUID, actor: str) -> "ChannelAddress":
+        return cls._create(
+            cls.Claimed,
+            id=cls.id_for(company_id, kind, address),
+            company_id=company_id,
+            actor=actor,
+            channel_id=str(channel_id),
         )

@@ -97,6 +97,32 @@ class Projector:
                 progress(applied)
         return applied
 
+    def readiness(self, lock_budget_seconds: float) -> dict:
+        """The log's head, each projection's position and lag, and the writers that have held
+        the log's write lock longer than the budget. One statement, so one snapshot: a
+        projection's position is never read after a head that it has already passed."""
+        table = self.recorder.events_table_name
+        with self.pool.connection() as conn:
+            head, positions, stuck_writers = conn.execute(
+                f"""select
+                    (select coalesce(max(notification_id), 0) from {table}),
+                    (select coalesce(jsonb_object_agg(name, position), '{{}}') from projection_tracking),
+                    (select coalesce(jsonb_agg(jsonb_build_object(
+                            'pid', activity.pid,
+                            'held_seconds', round(extract(epoch from clock_timestamp() - activity.xact_start)))),
+                        '[]')
+                     from pg_locks lock join pg_stat_activity activity on activity.pid = lock.pid
+                     where lock.relation = %s::regclass and lock.mode = 'ExclusiveLock' and lock.granted
+                       and activity.xact_start < clock_timestamp() - make_interval(secs => %s))""",
+                [table, lock_budget_seconds],
+            ).fetchone()
+        projections = {
+            name: {"position": position, "lag": head - position}
+            for name, position in positions.items()
+            if name in self.projections
+        }
+        return {"head_position": head, "projections": projections, "stuck_writers": stuck_writers}
+
     def positions(self) -> dict[str, int]:
         with self.pool.connection() as conn:
             rows = conn.execute("select name, position from projection_tracking").fetchall()

@@ -178,6 +178,7 @@ def client(runtime) -> Iterator[httpx.Client]:
 
 def run_worker(runtime: Runtime) -> None:
     """One real RQ worker run: drains the wake-up jobs the API enqueued."""
+    assert runtime.wakeup.flush(), "the wake-ups were not sent in time"
     jobs.install(runtime.projector)
     SimpleWorker([runtime.queue], connection=runtime.redis).work(burst=True)
 

@@ -61,6 +61,32 @@ def test_writes_succeed_while_redis_is_down_and_projections_catch_up_after(outag
             restarted.stop()
 
 
+def test_writes_stay_fast_while_redis_is_stalled(outage_runtime, own_redis):
+    runtime = outage_runtime
+    with LiveServer(runtime) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        tenant = create_company(client)
+        channel = create_channel(client, tenant)
+        own_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            latencies, written = [], []
+            for n in range(10):
+                started = time.monotonic()
+                written.append(post_signed(client, channel, sms_payload(channel, body=f"stalled {n}")))
+                latencies.append(time.monotonic() - started)
+            assert [response.status_code for response in written] == [201] * 10
+            assert max(latencies) < 1.0, latencies
+        finally:
+            own_redis.process.send_signal(signal.SIGCONT)
+        run_worker(runtime)
+        timeline = client.get(
+            f"/v1/conversations/{written[-1].json()['conversation_id']}",
+            params={"min_position": written[-1].json()["position"]},
+            headers=tenant.auth,
+        )
+        assert timeline.status_code == 200, timeline.text
+        assert [m["body"] for m in timeline.json()["messages"]] == [f"stalled {n}" for n in range(10)]
+
+
 def test_the_sweep_alone_catches_up_without_redis(outage_runtime, own_redis):
     runtime = outage_runtime
     with LiveServer(runtime) as server, httpx.Client(base_url=server.url, timeout=30) as client:

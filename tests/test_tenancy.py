@@ -7,7 +7,8 @@ import psycopg
 import pytest
 
 from ledger.credentials import hash_key
-from tests.support import create_channel, create_company, post_signed, sms_payload
+from tests.conftest import OPERATOR_TOKEN
+from tests.support import count_events, create_channel, create_company, post_signed, sms_payload
 
 
 @pytest.fixture
@@ -134,3 +135,49 @@ def test_a_revoked_key_is_refused(client, runtime):
     runtime.ledger.commit(key)
     refused = client.get("/v1/users", headers=tenant.auth)
     assert refused.status_code == 401 and refused.json()["error_code"] == "unauthorized"
+
+
+def test_a_twilio_channel_needs_the_auth_token(client, db_url):
+    tenant = create_company(client)
+    events_before = count_events(db_url)
+    response = client.post("/v1/channels", json={"kind": "twilio", "address": "+18045550100"}, headers=tenant.auth)
+    assert response.status_code == 422, response.text
+    assert response.json()["details"][0]["field"] == "webhook_secret"
+    assert count_events(db_url) == events_before
+
+
+def test_a_second_channel_with_the_same_kind_and_address_is_a_conflict(client, db_url):
+    tenant = create_company(client)
+    create_channel(client, tenant, address="+1 804 555 0100")
+    again = client.post("/v1/channels", json={"kind": "sms", "address": "+18045550100"}, headers=tenant.auth)
+    assert again.status_code == 409, again.text
+    assert again.json()["error_code"] == "conflict"
+    assert create_channel(client, tenant, kind="whatsapp", address="+18045550100").kind == "whatsapp"
+    other = create_company(client, "Other")
+    assert create_channel(client, other, address="+18045550100").address == "+18045550100"
+
+
+def test_concurrent_creations_of_one_channel_make_exactly_one(client, db_url):
+    tenant = create_company(client)
+    body = {"kind": "email", "address": "help@acme.example"}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.post("/v1/channels", json=body, headers=tenant.auth), range(8)))
+    assert sorted(response.status_code for response in answers) == [201] + [409] * 7
+    assert count_events(db_url, "Channel.Created") == 1
+
+
+@pytest.mark.parametrize("name", ["Bad\x07name", "line\nbreak", "tab\there", "\x1b[31mred"])
+def test_control_characters_in_names_are_refused(client, db_url, name):
+    tenant = create_company(client)
+    events_before = count_events(db_url)
+    operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    attempts = [
+        client.post("/v1/companies", json={"name": name}, headers=operator),
+        client.post("/v1/users", json={"name": name, "role": "agent"}, headers=tenant.auth),
+        client.post("/v1/channels", json={"kind": "sms", "address": "+18045550100", "name": name}, headers=tenant.auth),
+    ]
+    for response in attempts:
+        assert response.status_code == 422, response.text
+        assert response.json()["error_code"] == "validation_error"
+        assert response.json()["details"][0]["field"] == "name"
+    assert count_events(db_url) == events_before

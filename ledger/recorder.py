@@ -1,0 +1,64 @@
+"""The event store's writer: eventsourcing's Postgres recorder, without psycopg's pipeline
+mode and with a time budget.
+
+Why not the pipeline: psycopg 3.3.9's `pipeline_communicate` stops sending once its command
+queue is empty even when `PQflush()` reports bytes still queued in libpq's output buffer.
+`Pipeline.sync()` then waits for results while PostgreSQL waits (`ClientRead`) for the rest
+of the INSERT, holding the events table's EXCLUSIVE lock, so every later write of every
+tenant waits too. It happens whenever a batch is larger than the socket buffers take at
+once (about 200 KB on a Unix socket). Outside a pipeline psycopg flushes each statement
+completely before it waits for the answer. The lock, the NOTIFY and the time limits go in
+one round trip, so a write costs four: BEGIN, that, the INSERT, COMMIT.
+
+Why a budget: a writer that cannot take the log's lock in time gives up with `Unavailable`
+(503 at the API) instead of queueing behind a stuck transaction; eventsourcing's own
+recorder retries a lock timeout ten times.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg.errors
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier
+
+from ledger.errors import Unavailable
+
+DEFAULT_BUDGET_SECONDS = 10.0
+
+
+class LedgerRecorder(PostgresApplicationRecorder):
+    write_budget_seconds = DEFAULT_BUDGET_SECONDS
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            try:
+                cursor.execute(self._lock_and_notify_statement())
+                self._insert_rows(cursor, stored_events)
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as error:
+                raise Unavailable(
+                    f"the event log could not be written within {self.write_budget_seconds:g} s; retry shortly"
+                ) from error
+            return self._fetch_ids_after_insert_events(cursor, stored_events)
+
+    def _lock_and_notify_statement(self) -> SQL:
+        budget_ms = max(1, int(self.write_budget_seconds * 1000))
+        return SQL(
+            "SET LOCAL statement_timeout = {budget}; SET LOCAL lock_timeout = {budget}; "
+            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; NOTIFY {channel}"
+        ).format(
+            budget=budget_ms,
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            channel=Identifier(self.channel_name),
+        )
+
+    def _insert_rows(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+        rows = [
+            self.construct_pg_stored_event(event.originator_id, event.originator_version, event.topic, event.state)
+            for event in stored_events
+        ]
+        cursor.execute(self.insert_events_statement, (rows,))
