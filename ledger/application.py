@@ -27,6 +27,7 @@ A = TypeVar("A", bound=LedgerAggregate)
 T = TypeVar("T")
 CONFLICT_RETRY_SECONDS = 5.0
 SNAPSHOT_INTERVAL = 100
+LARGE_BODY_CHARACTERS = 64 * 1024
 SYSTEM = "system"
 # Kinds whose webhook secret the provider chooses (Twilio signs with the account's auth token).
 KINDS_WITH_PROVIDER_SECRET = ("twilio",)
@@ -85,10 +86,15 @@ class Ledger(Application[UUID]):
         return recordings[-1].notification.id
 
     def _snapshot_long_conversations(self, recordings: list) -> None:
-        """Best effort, after the commit: a failed snapshot only makes the next load longer."""
+        """Best effort, after the commit: a failed snapshot only makes the next load longer.
+        A conversation is snapshotted every SNAPSHOT_INTERVAL events, and after a large
+        message, so that the next command on it does not read that message back."""
         for recording in recordings:
             event = recording.domain_event
-            if isinstance(event, Conversation.Event) and event.originator_version % SNAPSHOT_INTERVAL == 0:
+            if not isinstance(event, Conversation.Event):
+                continue
+            large = len(getattr(event, "body", "")) > LARGE_BODY_CHARACTERS
+            if large or event.originator_version % SNAPSHOT_INTERVAL == 0:
                 try:
                     self.take_snapshot(event.originator_id, version=event.originator_version)
                 except OperationalError as error:
