@@ -26,7 +26,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from api.embedded import EmbeddedRedis, free_port
-from api.runtime import build_runtime, eventsourcing_env, migrate
+from api.runtime import eventsourcing_env, migrate
 from api.settings import Settings
 from ledger.application import Ledger
 from ledger.channels import InboundMessage
@@ -71,7 +71,9 @@ def compare_recorders(settings: Settings, channel_id: str, writes: int) -> None:
         messages = [
             InboundMessage(f"{name}-{n}", f"+1804556{n % 300:04d}", channel.address, "hi", "hi") for n in range(writes)
         ]
-        rate, latencies = time_each([lambda m=m: ledger.ingest(channel, m) for m in messages])
+        rate, latencies = time_each(
+            [lambda m=m, ledger=ledger, channel=channel: ledger.ingest(channel, m) for m in messages]
+        )
         print(f"  {name:<36} {rate:7.0f}/s   {summary(latencies)}")
         ledger.close()
 
