@@ -3,48 +3,68 @@
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 
 from api.errors import ProjectionLagging
 from api.runtime import Runtime
 from ledger.application import Principal
 from ledger.credentials import constant_time_equal
-from ledger.errors import NotFound, Unauthorized, UnsupportedMediaType
+from ledger.errors import NotFound, Unauthorized, UnsupportedMediaType, ValidationFailed
 
 T = TypeVar("T")
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def bearer_token(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+bearer = HTTPBearer(scheme_name="bearerAuth", description="a company key, or the operator token", auto_error=False)
+
+
+def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> str:
+    if credentials is None:
         raise Unauthorized("send Authorization: Bearer <key>")
-    return token.strip()
+    return credentials.credentials
 
 
-def principal(request: Request) -> Principal:
-    return runtime_of(request).ledger.authenticate(bearer_token(request))
+Token = Annotated[str, Depends(bearer_token)]
+
+
+def principal(request: Request, token: Token) -> Principal:
+    return runtime_of(request).ledger.authenticate(token)
 
 
 Caller = Annotated[Principal, Depends(principal)]
 
 
-def operator(request: Request) -> None:
-    if not constant_time_equal(bearer_token(request), runtime_of(request).admin_token):
+def operator(request: Request, token: Token) -> None:
+    if not constant_time_equal(token, runtime_of(request).admin_token):
         raise Unauthorized("this needs the operator token")
 
 
-def json_body(request: Request) -> None:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise UnsupportedMediaType(f"expected application/json, got {media_type or 'nothing'}")
+def json_body(model: type[Body]) -> Any:
+    """The JSON body as `model`, as a dependency. FastAPI decodes a declared body before it runs any
+    dependency, so routes read theirs through this one, declared after the ones that authenticate:
+    a caller without credentials gets 401, whatever the body."""
+
+    async def parse(request: Request) -> Body:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise UnsupportedMediaType(f"expected application/json, got {media_type or 'nothing'}")
+        try:
+            return model.model_validate_json(await request.body())
+        except ValidationError as error:
+            raise RequestValidationError(error.errors(include_url=False)) from error
+
+    return Depends(parse)
 
 
 def parse_id(value: str, what: str) -> UUID:
@@ -64,6 +84,8 @@ async def projected_position(runtime: Runtime, response: Response, names: list[s
     """Waits (bounded) until the projections reach min_position and sets X-Ledger-Position.
     The wait sleeps on the event loop, so lagging reads do not hold the thread pool."""
     position = await run_in_threadpool(runtime.projector.position_of, names)
+    if min_position is not None and position < min_position:
+        await run_in_threadpool(refuse_positions_beyond_the_head, runtime, min_position)
     deadline = time.monotonic() + runtime.settings.read_wait_seconds
     pause = 0.005
     while min_position is not None and position < min_position:
@@ -76,6 +98,16 @@ async def projected_position(runtime: Runtime, response: Response, names: list[s
         position = await run_in_threadpool(runtime.projector.position_of, names)
     response.headers["X-Ledger-Position"] = str(position)
     return position
+
+
+def refuse_positions_beyond_the_head(runtime: Runtime, min_position: int) -> None:
+    """Every write answers a position at or below the log's head, so a larger one is a
+    client's mistake: waiting for it would only spend the whole read budget."""
+    head = runtime.ledger.head_position()
+    if min_position > head:
+        raise ValidationFailed.single(
+            "min_position", "beyond_head", f"min_position {min_position} is beyond the log's head ({head})"
+        )
 
 
 async def read_model(runtime: Runtime, query: Callable[..., T], *args: object) -> T:

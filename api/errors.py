@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ledger import errors
 from ledger.errors import LedgerError
@@ -29,18 +30,21 @@ STATUS_AND_CODE: dict[type[LedgerError], tuple[int, str]] = {
     errors.InvalidSignature: (401, "invalid_signature"),
     errors.Forbidden: (403, "forbidden"),
     errors.NotFound: (404, "not_found"),
+    errors.Conflict: (409, "conflict"),
     errors.Contended: (503, "unavailable"),
+    errors.Unavailable: (503, "unavailable"),
     PayloadTooLarge: (413, "payload_too_large"),
     errors.UnsupportedMediaType: (415, "unsupported_media_type"),
     errors.ValidationFailed: (422, "validation_error"),
     ProjectionLagging: (503, "projection_lagging"),
 }
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 CODE_OF_HTTP_STATUS = {
     400: "invalid_json",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
-    405: "not_found",
+    405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -83,7 +87,22 @@ def request_validation_error(request: Request, error: RequestValidationError) ->
 
 def http_error(request: Request, error: StarletteHTTPException) -> OrjsonResponse:
     code = CODE_OF_HTTP_STATUS.get(error.status_code, "error")
-    return error_response(error.status_code, code, str(error.detail))
+    response = error_response(error.status_code, code, str(error.detail))
+    response.headers.update(error.headers or {})
+    if error.status_code == 405:
+        response.headers["Allow"] = allowed_methods(request)
+    return response
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method routed at the path. Starlette's 405 names only those of the first route that
+    matched the path, and a path may have several (GET and POST /v1/users)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    )
 
 
 def _field_name(location: tuple) -> str:

@@ -183,6 +183,13 @@ def run_worker(runtime: Runtime) -> None:
     SimpleWorker([runtime.queue], connection=runtime.redis).work(burst=True)
 
 
+@pytest.fixture(autouse=True)
+def forget_the_installed_projector():
+    """A projector left installed keeps its closed runtime alive until the interpreter exits."""
+    yield
+    jobs.install(None)
+
+
 @pytest.fixture
 def work(runtime):
     return lambda: run_worker(runtime)

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID, uuid4
 
@@ -219,3 +220,18 @@ def test_ledger_rebuild_command_rebuilds_to_the_same_read_model(client, settings
     assert read_models(db_url) == before
     unknown = subprocess.run([*ledger, "nonsense"], env=worker_env(settings), capture_output=True, text=True)
     assert unknown.returncode != 0 and "timeline" in unknown.stderr
+
+
+def test_a_min_position_beyond_the_log_head_is_refused_at_once(client, runtime, settings):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    written = post_signed(client, channel, sms_payload(channel)).json()
+    started = time.monotonic()
+    beyond = client.get(
+        f"/v1/conversations/{written['conversation_id']}",
+        params={"min_position": written["position"] + 1_000_000},
+        headers=tenant.auth,
+    )
+    assert time.monotonic() - started < settings.read_wait_seconds / 2
+    assert beyond.status_code == 422, beyond.text
+    assert beyond.json()["details"][0]["field"] == "min_position"

@@ -7,7 +7,7 @@ from projections.runner import Projector
 _projector: Projector | None = None
 
 
-def install(projector: Projector) -> None:
+def install(projector: Projector | None) -> None:
     global _projector
     _projector = projector
 

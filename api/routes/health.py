@@ -5,28 +5,26 @@ from redis.exceptions import RedisError
 
 from api.dependencies import runtime_of
 from api.errors import OrjsonResponse
+from api.schemas import HealthOut, ReadyOut
 from projections.runner import DATABASE_UNAVAILABLE
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health() -> dict:
-    return {"status": "ok"}
+def health() -> HealthOut:
+    return HealthOut(status="ok")
 
 
-@router.get("/ready")
+@router.get("/ready", response_model=ReadyOut, responses={503: {"model": ReadyOut, "description": "not ready"}})
 def ready(request: Request) -> OrjsonResponse:
     runtime = runtime_of(request)
     checks: dict[str, object] = {}
     try:
-        head = runtime.ledger.head_position()
-        positions = runtime.projector.positions()
-        checks["postgres"] = "ok"
-        checks["projections"] = {
-            name: {"position": position, "lag": head - position} for name, position in positions.items()
-        }
-        checks["head_position"] = head
+        readiness = runtime.projector.readiness(runtime.settings.db_timeout_seconds)
+        stuck = readiness.pop("stuck_writers")
+        checks["postgres"] = "ok" if not stuck else f"a writer has held the log lock too long: {stuck}"
+        checks.update(readiness)
     except DATABASE_UNAVAILABLE as error:
         checks["postgres"] = f"unavailable: {error}"
     try:

@@ -7,14 +7,20 @@ from fastapi import APIRouter, Query, Request, Response
 from psycopg import Connection
 
 from api.dependencies import Caller, parse_id, projected_position, read_model, runtime_of
+from api.schemas import AUTHENTICATED, POSITIONED, ContactOut, ConversationOut, ConversationPage
 from ledger.errors import NotFound
 from projections import contacts, summaries, timeline
 
 router = APIRouter(prefix="/v1", tags=["reads"])
+READ_ANSWERS = {**POSITIONED, **AUTHENTICATED}
 MinPosition = Query(default=None, ge=0, description="wait (bounded) until the read model reached this log position")
+# Each read has response_model_exclude_unset: a field the specification names but the read model does
+# not hold yet (a summary's number, a contact's erased) is left out rather than answered as null.
 
 
-@router.get("/conversations")
+@router.get(
+    "/conversations", response_model=ConversationPage, response_model_exclude_unset=True, responses=READ_ANSWERS
+)
 async def list_conversations(
     request: Request,
     response: Response,
@@ -34,7 +40,12 @@ async def list_conversations(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/conversations/{conversation_id}")
+@router.get(
+    "/conversations/{conversation_id}",
+    response_model=ConversationOut,
+    response_model_exclude_unset=True,
+    responses=READ_ANSWERS,
+)
 async def get_conversation(
     conversation_id: str,
     request: Request,
@@ -57,7 +68,9 @@ def conversation_with_messages(conn: Connection, company_id: str, conversation_i
     return None if summary is None else {**summary, "messages": timeline.messages_of(conn, conversation_id)}
 
 
-@router.get("/contacts/{contact_id}")
+@router.get(
+    "/contacts/{contact_id}", response_model=ContactOut, response_model_exclude_unset=True, responses=READ_ANSWERS
+)
 async def get_contact(
     contact_id: str,
     request: Request,

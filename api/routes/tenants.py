@@ -1,27 +1,45 @@
 """Companies, users and channels."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.dependencies import Caller, committed, json_body, operator, runtime_of
 from api.models import RequestBody
+from api.schemas import (
+    AUTHENTICATED,
+    WITH_BODY,
+    ChannelOut,
+    CompanyCreatedOut,
+    UserCreatedOut,
+    UserOut,
+    UsersOut,
+    errors,
+    request_body,
+)
+from ledger.channels import channel_kinds
 
 router = APIRouter(prefix="/v1", tags=["tenants"])
 
 
 class NewCompany(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Acme"}]})
+
     name: str = Field(min_length=1, max_length=200)
 
 
 class NewUser(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Ann", "role": "agent"}]})
+
     name: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "agent", "auditor"]
 
 
 class NewChannel(RequestBody):
-    kind: str
+    model_config = ConfigDict(json_schema_extra={"examples": [{"kind": "sms", "address": "+18045550100"}]})
+
+    kind: str = Field(json_schema_extra={"enum": sorted(channel_kinds())})  # the ledger checks it
     address: str = Field(min_length=1, max_length=320)
     name: str | None = Field(default=None, max_length=200)
     webhook_secret: str | None = Field(
@@ -29,53 +47,65 @@ class NewChannel(RequestBody):
     )
 
 
-@router.post("/companies", status_code=201, dependencies=[Depends(operator), Depends(json_body)])
-def create_company(body: NewCompany, request: Request) -> dict:
+@router.post(
+    "/companies",
+    status_code=201,
+    dependencies=[Depends(operator)],
+    responses={**errors(401, 503), **WITH_BODY},
+    openapi_extra=request_body({"application/json": [NewCompany]}),
+)
+def create_company(request: Request, body: Annotated[NewCompany, json_body(NewCompany)]) -> CompanyCreatedOut:
     runtime = runtime_of(request)
     created = runtime.ledger.create_company(body.name)
     company = created.company
-    return {
-        "id": str(company.id),
-        "name": company.name,
-        "api_key": created.admin_key,
-        "admin_user_id": company.admin_user_id,
-        "bot_user_id": company.bot_user_id,
-        "position": committed(runtime, created.position),
-    }
+    return CompanyCreatedOut(
+        id=company.id,
+        name=company.name,
+        api_key=created.admin_key,
+        admin_user_id=company.admin_user_id,
+        bot_user_id=company.bot_user_id,
+        position=committed(runtime, created.position),
+    )
 
 
-@router.post("/users", status_code=201, dependencies=[Depends(json_body)])
-def create_user(body: NewUser, request: Request, caller: Caller) -> dict:
+@router.post(
+    "/users",
+    status_code=201,
+    responses={**AUTHENTICATED, **WITH_BODY},
+    openapi_extra=request_body({"application/json": [NewUser]}),
+)
+def create_user(request: Request, caller: Caller, body: Annotated[NewUser, json_body(NewUser)]) -> UserCreatedOut:
     runtime = runtime_of(request)
     user, api_key, position = runtime.ledger.create_user(caller, body.name, body.role)
-    return {
-        "id": str(user.id),
-        "name": user.name,
-        "role": user.role,
-        "api_key": api_key,
-        "position": committed(runtime, position),
-    }
+    return UserCreatedOut(
+        id=user.id, name=user.name, role=user.role, api_key=api_key, position=committed(runtime, position)
+    )
 
 
-@router.get("/users")
-def list_users(request: Request, caller: Caller) -> dict:
+@router.get("/users", responses=AUTHENTICATED)
+def list_users(request: Request, caller: Caller) -> UsersOut:
     users = runtime_of(request).ledger.list_users(caller)
-    return {"items": [{"id": str(user.id), "name": user.name, "role": user.role} for user in users]}
+    return UsersOut(items=[UserOut(id=user.id, name=user.name, role=user.role) for user in users])
 
 
-@router.post("/channels", status_code=201, dependencies=[Depends(json_body)])
-def create_channel(body: NewChannel, request: Request, caller: Caller) -> dict:
+@router.post(
+    "/channels",
+    status_code=201,
+    responses={**AUTHENTICATED, **errors(409), **WITH_BODY},
+    openapi_extra=request_body({"application/json": [NewChannel]}),
+)
+def create_channel(request: Request, caller: Caller, body: Annotated[NewChannel, json_body(NewChannel)]) -> ChannelOut:
     runtime = runtime_of(request)
     channel, secret, position = runtime.ledger.create_channel(
         caller, body.kind, body.address, body.name, body.webhook_secret
     )
     base_url = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
-    return {
-        "id": str(channel.id),
-        "kind": channel.kind,
-        "address": channel.address,
-        "name": channel.name,
-        "webhook_url": f"{base_url}/v1/webhooks/{channel.id}",
-        "webhook_secret": secret,
-        "position": committed(runtime, position),
-    }
+    return ChannelOut(
+        id=channel.id,
+        kind=channel.kind,
+        address=channel.address,
+        name=channel.name,
+        webhook_url=f"{base_url}/v1/webhooks/{channel.id}",
+        webhook_secret=secret,
+        position=committed(runtime, position),
+    )

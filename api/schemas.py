@@ -1,0 +1,202 @@
+"""What the API answers, as pydantic models, and the error answers each kind of route documents."""
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorOut(BaseModel):
+    error_code: str = Field(description="one of the codes of section 5 of the product specification")
+    message: str
+    details: Any = Field(description="for validation_error: a list of {field, issue, message}; else any or null")
+
+
+class ReadModel(BaseModel):
+    """An answer read from a projection: the read model may grow fields before this model names them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ProjectionProgress(BaseModel):
+    position: int
+    lag: int
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    postgres: str = Field(description='"ok", or why PostgreSQL is not ready')
+    redis: str = Field(description='"ok", or why Redis is not ready')
+    head_position: int | None = Field(default=None, description="the log's last position; absent without PostgreSQL")
+    projections: dict[str, ProjectionProgress] | None = None
+
+
+class CompanyCreatedOut(BaseModel):
+    id: UUID
+    name: str
+    api_key: str = Field(description="the admin user's key, returned once")
+    admin_user_id: UUID
+    bot_user_id: UUID
+    position: int
+
+
+class UserOut(BaseModel):
+    id: UUID
+    name: str
+    role: Literal["admin", "agent", "auditor", "bot"]
+
+
+class UserCreatedOut(UserOut):
+    api_key: str = Field(description="the user's key, returned once")
+    position: int
+
+
+class UsersOut(BaseModel):
+    items: list[UserOut]
+
+
+class ChannelOut(BaseModel):
+    id: UUID
+    kind: str
+    address: str
+    name: str
+    webhook_url: str
+    webhook_secret: str = Field(description="returned once")
+    position: int
+
+
+class WebhookAccepted(BaseModel):
+    message_id: UUID
+    conversation_id: UUID
+    contact_id: UUID
+    position: int
+    deduplicated: bool
+
+
+class SummaryOut(ReadModel):
+    id: UUID
+    number: int | None = Field(default=None, description="1, 2, 3... per company in log order")
+    channel_id: UUID
+    contact_id: UUID
+    owner_id: UUID | None
+    status: Literal["open", "closed"]
+    participants: list[str]
+    message_count: int
+    last_message_at: datetime | None
+    last_message_preview: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationPage(BaseModel):
+    items: list[SummaryOut]
+    next_cursor: str | None
+
+
+class MessageOut(ReadModel):
+    id: UUID
+    seq: int
+    direction: Literal["inbound", "outbound"]
+    author_id: UUID | None
+    contact_id: UUID | None
+    body: str
+    attachments: list[str]
+    type: str
+    sent_at: datetime | None
+    recorded_at: datetime
+    status: str
+    provider_message_id: str | None
+
+
+class ConversationOut(SummaryOut):
+    messages: list[MessageOut] = Field(description="ordered by seq")
+
+
+class Provenance(ReadModel):
+    value: Any
+    source_message_id: UUID | None
+    method: str
+    at: str = Field(description="ISO 8601 time")
+    actor: str | None = None
+
+
+class ContactOut(ReadModel):
+    id: UUID
+    addresses: list[str]
+    name: str | None
+    email: str | None
+    phone: str | None
+    custom_fields: dict[str, Any]
+    provenance: dict[str, Provenance]
+    erased: bool | None = None
+
+
+def _error(description: str, headers: dict | None = None) -> dict:
+    response: dict[str, Any] = {"model": ErrorOut, "description": description}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+ERRORS = {
+    400: _error("invalid_json: the body is not valid JSON (or, for forms, not a valid form)"),
+    401: _error("unauthorized: no valid `Authorization: Bearer <key>`"),
+    403: _error("forbidden: the caller's role may not do this"),
+    404: _error("not_found: no such resource in the caller's company"),
+    409: _error("conflict: contradicts what exists"),
+    413: _error("payload_too_large: the body is larger than the limit"),
+    415: _error("unsupported_media_type: the body's Content-Type is not the documented one"),
+    422: _error("validation_error: details is a list of {field, issue, message}"),
+    503: _error("unavailable or projection_lagging: retry after Retry-After", RETRY_AFTER),
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: ERRORS[status] for status in statuses}
+
+
+POSITIONED = {
+    200: {
+        "headers": {
+            "X-Ledger-Position": {
+                "description": "the log position the read model had reached",
+                "schema": {"type": "integer"},
+            }
+        }
+    }
+}
+AUTHENTICATED = errors(401, 403, 404, 422, 503)
+WITH_BODY = errors(400, 413, 415, 422)
+WEBHOOK = {
+    **errors(400, 404, 413, 415, 422, 503),
+    401: _error("invalid_signature: the request is not signed with the channel's webhook secret"),
+}
+
+
+def request_body(content: dict[str, list[type[BaseModel]]]) -> dict[str, Any]:
+    """An `openapi_extra` documenting a body that the route parses itself (after authenticating).
+    content: media type -> the models a body of that type may follow (any one of them)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {media_type: {"schema": any_of(models)} for media_type, models in content.items()},
+        }
+    }
+
+
+def any_of(models: list[type[BaseModel]]) -> dict[str, Any]:
+    schemas = [inline_schema(model) for model in models]
+    return schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    if "$defs" in schema:  # its references would point at the document's root
+        raise TypeError(f"{model.__name__} nests models; document it as a component instead")
+    return schema
