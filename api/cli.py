@@ -16,9 +16,10 @@ import uvicorn
 from api.app import create_app
 from api.runtime import admin_token, build_runtime, migrate, secret_key
 from api.settings import Settings
+from api.supervisor import MAX_RESTARTS, Child, CrashLoop, Supervisor
 
 log = logging.getLogger("ledger")
-STOP_GRACE_SECONDS = 5
+SUPERVISE_EVERY_SECONDS = 0.2
 SERVERS_FILE = "servers.json"  # the URLs of a running `ledger up`, for the other commands
 
 
@@ -85,29 +86,35 @@ def command_up(args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     servers: list = []
-    children: list[subprocess.Popen] = []
-    crashed = False
+    supervisor = Supervisor(stopping, int(os.environ.get("LEDGER_UP_MAX_RESTARTS", MAX_RESTARTS)))
+    failure = None
     try:
         env = start_servers(settings, data_dir, servers)
         subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, check=True)
-        api = [sys.executable, "-m", "api.cli", "api", "--host", args.host, "--port", str(args.port)]
-        children.append(subprocess.Popen(api, env=env))
-        for _ in range(args.workers):
-            children.append(subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env))
+        supervisor.start(children_of_up(args, env))
         url = f"http://{args.host}:{args.port}"
-        if wait_until_answering(f"{url}/health", children, stopping):
+        if wait_until_answering(f"{url}/health", supervisor, stopping):
             print(f"ledger is up: {url}  (docs: {url}/docs)", flush=True)
             print(f"operator token: {env['LEDGER_ADMIN_TOKEN']}", flush=True)
-        while not stopping.wait(0.5) and not crashed:
-            crashed = any(child.poll() is not None for child in children)
+        while not stopping.wait(SUPERVISE_EVERY_SECONDS):
+            supervisor.keep_running()
+    except CrashLoop as crash_loop:
+        failure = str(crash_loop)
     finally:
-        stop_children(children)
+        supervisor.stop_all()
         (data_dir / SERVERS_FILE).unlink(missing_ok=True)
         for server in reversed(servers):
             server.stop()
         print("ledger stopped", flush=True)
-    if crashed:
-        sys.exit("a ledger process exited on its own; everything was stopped")
+    if failure:
+        sys.exit(failure)
+
+
+def children_of_up(args: argparse.Namespace, env: dict[str, str]) -> list[Child]:
+    ledger = [sys.executable, "-m", "api.cli"]
+    api = Child("api", [*ledger, "api", "--host", args.host, "--port", str(args.port)], env)
+    workers = [Child(f"worker {n}", [*ledger, "worker"], env) for n in range(1, args.workers + 1)]
+    return [api, *workers]
 
 
 def start_servers(settings: Settings, data_dir: Path, servers: list) -> dict[str, str]:
@@ -129,27 +136,19 @@ def start_servers(settings: Settings, data_dir: Path, servers: list) -> dict[str
     return env
 
 
-def wait_until_answering(url: str, children: list[subprocess.Popen], stopping: threading.Event) -> bool:
-    """True once the URL answers; False if asked to stop or a child exited first."""
-    while not stopping.is_set() and all(child.poll() is None for child in children):
+def wait_until_answering(url: str, supervisor: Supervisor, stopping: threading.Event) -> bool:
+    """True once the URL answers; False if asked to stop first. A child that dies before then
+    (a port in use, a bad setting) would only die again: that stops everything at once."""
+    while not stopping.is_set():
+        for child in supervisor.children:
+            if child.died():
+                raise CrashLoop(f"{child.name} exited ({child.exit_status()}) while starting; everything was stopped")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return True
         except OSError:
             stopping.wait(0.1)
     return False
-
-
-def stop_children(children: list[subprocess.Popen]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
-        try:
-            child.wait(timeout=STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 def parser() -> argparse.ArgumentParser:

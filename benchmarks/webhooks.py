@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -23,27 +22,15 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from api.embedded import free_port
 from api.runtime import build_runtime, migrate
 from api.settings import Settings
+from benchmarks.common import api_process, time_each
 from ledger.channels import InboundMessage
 from ledger.credentials import new_secret_key
 from tests.support import ChannelInfo, create_channel, create_company, sign, sms_payload
 
 SERVER = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def timed(calls, concurrency: int) -> tuple[float, list[float]]:
-    def one(call):
-        started = time.perf_counter()
-        call()
-        return time.perf_counter() - started
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(one, calls))
-    return len(calls) / (time.perf_counter() - started), latencies
 
 
 def report(name: str, rate: float, latencies: list[float], baseline: float | None = None) -> None:
@@ -85,34 +72,29 @@ def main() -> None:
         queue_name=env["LEDGER_QUEUE"],
     )
     migrate(settings)
-    port = free_port()
-    bin_dir = Path(sys.executable).parent
     quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    api = subprocess.Popen([bin_dir / "ledger", "api", "--port", str(port)], **quiet)
-    worker = subprocess.Popen([bin_dir / "ledger", "worker"], **quiet)
+    worker = subprocess.Popen([Path(sys.executable).parent / "ledger", "worker"], **quiet)
     runtime = build_runtime(settings)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            while True:
-                try:
-                    http.get("/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+        with api_process(env) as http:
             tenant = create_company(http, operator_token="bench-operator")
             channel = create_channel(http, tenant)
             print(f"{count} requests, {concurrency} concurrent clients, {os.cpu_count()} cores\n")
 
-            health_rate, health_latencies = timed([lambda: http.get("/health").raise_for_status()] * count, concurrency)
+            health_rate, health_latencies = time_each(
+                [lambda: http.get("/health").raise_for_status()] * count, concurrency
+            )
             payloads = [sms_payload(channel, sender=f"+1804555{index % 200:04d}") for index in range(count)]
-            webhook_rate, webhook_latencies = timed([signed_post(http, channel, p) for p in payloads], concurrency)
-            duplicate_rate, duplicate_latencies = timed([signed_post(http, channel, p) for p in payloads], concurrency)
+            webhook_rate, webhook_latencies = time_each([signed_post(http, channel, p) for p in payloads], concurrency)
+            duplicate_rate, duplicate_latencies = time_each(
+                [signed_post(http, channel, p) for p in payloads], concurrency
+            )
             ledger_channel = runtime.ledger.get_channel(uuid.UUID(channel.id))
             messages = [
                 InboundMessage(f"direct-{index}", f"+1804556{index % 200:04d}", channel.address, "hi", "hi")
                 for index in range(count)
             ]
-            direct_rate, direct_latencies = timed(
+            direct_rate, direct_latencies = time_each(
                 [lambda m=m: runtime.ledger.ingest(ledger_channel, m) for m in messages], concurrency
             )
 
@@ -129,9 +111,7 @@ def main() -> None:
             read = runtime.projector.rebuild(runtime.projector.get("timeline"))
             print(f"rebuild of the timeline: {read / (time.perf_counter() - started):.0f} events/s ({read} events)")
     finally:
-        api.terminate()
         worker.terminate()
-        api.wait()
         worker.wait()
         runtime.close()
         with psycopg.connect(SERVER, autocommit=True) as conn:

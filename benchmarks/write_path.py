@@ -11,12 +11,8 @@ import argparse
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -25,9 +21,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from api.embedded import EmbeddedRedis, free_port
+from api.embedded import EmbeddedRedis
 from api.runtime import eventsourcing_env, migrate
 from api.settings import Settings
+from benchmarks.common import api_process, time_each
 from ledger.application import Ledger
 from ledger.channels import InboundMessage
 from ledger.credentials import SecretBox, new_secret_key
@@ -42,18 +39,6 @@ def summary(latencies: list[float]) -> str:
     return (
         f"p50 {quantiles[49] * 1000:7.2f} ms   p99 {quantiles[98] * 1000:7.2f} ms   max {max(latencies) * 1000:7.1f} ms"
     )
-
-
-def time_each(calls, concurrency: int = 8) -> tuple[float, list[float]]:
-    def one(call):
-        started = time.perf_counter()
-        call()
-        return time.perf_counter() - started
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(one, calls))
-    return len(calls) / (time.perf_counter() - started), latencies
 
 
 def compare_recorders(settings: Settings, channel_id: str, writes: int) -> None:
@@ -138,27 +123,14 @@ def main() -> None:
         LEDGER_SECRET_KEY=settings.secret_key,
         LEDGER_DATA_DIR=str(settings.data_dir),
     )
-    port = free_port()
-    ledger_command = Path(sys.executable).parent / "ledger"
-    api = subprocess.Popen(
-        [ledger_command, "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            while True:
-                try:
-                    http.get("/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+        with api_process(env) as http:
             tenant = create_company(http, operator_token="bench-operator")
             channel = create_channel(http, tenant)
             compare_recorders(settings, channel.id, writes)
             at_the_limit(http, channel)
             with_redis_stalled(http, channel, redis, min(writes, 100))
     finally:
-        api.terminate()
-        api.wait()
         redis.stop()
         with psycopg.connect(SERVER, autocommit=True) as conn:
             conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(database)))

@@ -13,6 +13,9 @@ from ledger.errors import ValidationFailed
 
 AddressKind = Literal["phone", "email"]
 
+# RFC 5322's line limit. Longer input is no address, and parseaddr's work (and recursion) grows with it.
+MAX_EMAIL_INPUT_LENGTH = 998
+
 
 def normalize_phone(raw: str, field: str, default_region: str = "US") -> str:
     try:
@@ -25,11 +28,22 @@ def normalize_phone(raw: str, field: str, default_region: str = "US") -> str:
 
 
 def normalize_email(raw: str, field: str) -> str:
-    _, address = parseaddr(raw)
+    if len(raw) > MAX_EMAIL_INPUT_LENGTH:
+        raise ValidationFailed.single(
+            field, "invalid_email", f"{field}: longer than {MAX_EMAIL_INPUT_LENGTH} characters"
+        )
+    try:
+        _, address = parseaddr(raw)
+    except RecursionError as error:  # parseaddr recurses once per nested "(" comment or ":" group
+        raise not_an_email(field, raw) from error
     local, at, domain = address.strip().rpartition("@")
     if not at or not local or "." not in domain:
-        raise ValidationFailed.single(field, "invalid_email", f"{field}: {raw!r} is not an email address")
+        raise not_an_email(field, raw)
     return f"{local}@{domain}".lower()
+
+
+def not_an_email(field: str, raw: str) -> ValidationFailed:
+    return ValidationFailed.single(field, "invalid_email", f"{field}: {raw!r} is not an email address")
 
 
 def normalize(kind: AddressKind, raw: str, field: str, default_region: str = "US") -> str:

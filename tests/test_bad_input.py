@@ -5,6 +5,9 @@ import base64
 import orjson
 import pytest
 
+from api.errors import ledger_error
+from ledger.errors import Conflict, Unavailable
+from tests.conftest import OPERATOR_TOKEN
 from tests.support import (
     count_events,
     create_channel,
@@ -182,3 +185,80 @@ def test_odd_but_valid_input_is_accepted(client, sms, work):
     summary = read_conversation(client, tenant, broken_html.json()["conversation_id"])
     assert summary["last_message_preview"] == "broken"
     assert summary["messages"][0]["body"] == payload["body"]
+
+
+def test_a_method_a_path_does_not_have_is_405_with_every_allowed_method(client, sms):
+    tenant, _ = sms
+    response = client.delete("/v1/users", headers=tenant.auth)
+    assert_error(response, 405, "method_not_allowed")
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+    assert_error(client.put("/health"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("path", ["/v1/companies", "/v1/users", "/v1/channels"])
+@pytest.mark.parametrize("authorization", [None, "Bearer lk_nope", "Basic x"])
+def test_credentials_are_checked_before_the_body_is_read(client, path, authorization):
+    headers = {"Content-Type": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    for body in (b"{", b"", b"[1, 2]", b'{"name": 3}'):
+        assert_error(client.post(path, content=body, headers=headers), 401, "unauthorized")
+    assert_error(client.post(path, content=b"{", headers={"Content-Type": "text/plain"}), 401, "unauthorized")
+
+
+def test_a_bad_body_from_a_caller_with_credentials_gets_its_own_error(client, sms):
+    tenant, _ = sms
+    json = {**tenant.auth, "Content-Type": "application/json"}
+    assert_error(client.post("/v1/channels", content=b"", headers=json), 400, "invalid_json")
+    assert_error(client.post("/v1/channels", content=b"[1, 2]", headers=json), 422, "validation_error")
+    body = assert_error(client.post("/v1/users", content=b'{"role": "agent"}', headers=json), 422, "validation_error")
+    assert body["details"] == [{"field": "name", "issue": "missing", "message": "Field required"}]
+    assert_error(client.post("/v1/users", content=b"{}", headers=tenant.auth), 415, "unsupported_media_type")
+    operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}", "Content-Type": "application/json"}
+    assert_error(client.post("/v1/companies", content=b"{", headers=operator), 400, "invalid_json")
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [(Conflict("taken"), 409, "conflict"), (Unavailable("slow"), 503, "unavailable")],
+)
+def test_every_ledger_error_has_its_answer(error, status, code):
+    response = ledger_error(None, error)
+    assert response.status_code == status
+    assert orjson.loads(response.body) == {"error_code": code, "message": error.message, "details": None}
+    assert ("retry-after" in response.headers) == (status == 503)
+
+
+@pytest.mark.parametrize("timestamp", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+def test_a_timestamp_out_of_range_once_in_utc_is_refused_on_its_field(client, db_url, sms, timestamp):
+    _, channel = sms
+    events_before = count_events(db_url)
+    response = post_signed(client, channel, sms_payload(channel, timestamp=timestamp))
+    body = assert_error(response, 422, "validation_error")
+    assert [problem["field"] for problem in body["details"]] == ["timestamp"]
+    assert count_events(db_url) == events_before
+
+
+def test_json_nested_as_deep_as_the_parser_reads_is_refused(client, db_url, sms):
+    _, channel = sms
+    events_before = count_events(db_url)
+    nested = b'{"from": ' + b"[" * 1023 + b"]" * 1023 + b"}"  # 1,024 levels: the deepest orjson reads
+    assert_error(post_signed(client, channel, nested), 422, "validation_error")
+    assert count_events(db_url) == events_before
+
+
+@pytest.mark.parametrize("hostile_html", ["</" * 125_000, "<ul><li>" * 32_768])
+def test_a_hostile_html_email_body_is_previewed_in_bounded_time(client, hostile_html):
+    tenant = create_company(client)
+    email = create_channel(client, tenant, kind="email", address="support@example.com")
+    payload = {
+        "from": "a@b.example",
+        "to": "support@example.com",
+        "xillio_id": "x-hostile",
+        "body": hostile_html,  # 250 KB; html.parser took 6.5 s of CPU over the "</" one
+        "attachments": [],
+        "timestamp": "2026-11-22T10:00:00Z",
+    }
+    response = post_signed(client, email, payload)
+    assert response.status_code == 201, response.text
+    assert response.elapsed.total_seconds() < 3

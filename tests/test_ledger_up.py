@@ -1,9 +1,13 @@
 """`ledger up` from an empty data dir: embedded servers, data kept across a restart, nothing left behind."""
 
 import os
+import queue
+import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -11,7 +15,7 @@ import httpx
 import psutil
 
 from api.embedded import free_port
-from tests.support import create_channel, create_company, post_signed, sms_payload
+from tests.support import create_channel, create_company, post_signed, read_conversation, sms_payload
 
 LEDGER = str(Path(sys.executable).parent / "ledger")
 
@@ -32,14 +36,14 @@ def processes_of(data_dir: Path) -> list[psutil.Process]:
 
 
 class LedgerUp:
-    def __init__(self, data_dir: Path, **servers: str) -> None:
+    def __init__(self, data_dir: Path, **env_vars: str) -> None:
         self.port = free_port()
         env = {
             key: value
             for key, value in os.environ.items()
             if key not in ("DATABASE_URL", "REDIS_URL", "LEDGER_ADMIN_TOKEN", "LEDGER_SECRET_KEY")
         }
-        env.update(servers, LEDGER_DATA_DIR=str(data_dir))
+        env.update(env_vars, LEDGER_DATA_DIR=str(data_dir))
         self.env = env
         self.process = subprocess.Popen(
             [LEDGER, "up", "--port", str(self.port)],
@@ -49,23 +53,60 @@ class LedgerUp:
             text=True,
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        self.output: list[str] = []
-        self.token = self._read_token()  # printed once the API answers
+        self.output: list[str] = []  # the lines read so far
+        self._lines: queue.Queue[str | None] = queue.Queue()  # None once the output ends
+        threading.Thread(target=self._read_output, daemon=True).start()
+        # printed once the API answers
+        self.token = self.wait_for("operator token: ", timeout=120).split(": ", 1)[1].strip()
         ready = httpx.get(f"{self.url}/ready", timeout=10)
         assert ready.status_code == 200, ready.text
 
-    def _read_token(self) -> str:
+    def _read_output(self) -> None:
         for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, start: str, timeout: float = 30) -> str:
+        """The next line of output that starts with `start`."""
+        deadline = time.monotonic() + timeout
+        while (line := self._next_line(deadline)) is not None:
+            if line.startswith(start):
+                return line
+        raise AssertionError(f"ledger up printed no {start!r} line:\n" + "".join(self.output))
+
+    def _next_line(self, deadline: float) -> str | None:
+        try:
+            line = self._lines.get(timeout=max(deadline - time.monotonic(), 0))
+        except queue.Empty:
+            return None
+        if line is not None:
             self.output.append(line)
-            if line.startswith("operator token: "):
-                return line.split(": ", 1)[1].strip()
-        raise AssertionError("ledger up printed no token:\n" + "".join(self.output))
+        return line
+
+    def started_pid(self, name: str) -> int:
+        """The pid printed for a child at start-up, e.g. "worker 1 started (pid 1234)"."""
+        lines = [line for line in self.output if line.startswith(f"{name} started (pid ")]
+        assert lines, f"ledger up printed no pid for {name}:\n" + "".join(self.output)
+        return pid_in(lines[0])
+
+    def wait_for_exit(self, timeout: float = 30) -> str:
+        """All the output left, once ledger up exited."""
+        self.process.wait(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while self._next_line(deadline) is not None:
+            pass
+        return "".join(self.output)
 
     def stop(self) -> float:
         started = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
-        self.process.communicate(timeout=30)
+        self.wait_for_exit()
         return time.monotonic() - started
+
+
+def pid_in(line: str) -> int:
+    """The last number of a line such as "worker 1 exited (signal SIGKILL); restarted as pid 1234"."""
+    return int(re.findall(r"\d+", line)[-1])
 
 
 def test_ledger_up_keeps_data_across_restarts_and_leaves_no_process(server_dir):
@@ -121,4 +162,58 @@ def test_ledger_up_with_server_urls_starts_no_server(server_dir, db_url, redis_u
         assert not any("postgres" in command or "redis-server" in command for command in commands)
     finally:
         up.stop()
+    assert processes_of(data_dir) == []
+
+
+def test_ledger_up_restarts_a_worker_that_dies(server_dir):
+    data_dir = server_dir / "data"
+    up = LedgerUp(data_dir)
+    try:
+        with httpx.Client(base_url=up.url, timeout=30) as client:
+            tenant = create_company(client, operator_token=up.token)
+            channel = create_channel(client, tenant)
+            first = post_signed(client, channel, sms_payload(channel, body="before the kill")).json()
+            killed = up.started_pid("worker 1")
+            os.kill(killed, signal.SIGKILL)
+            restarted = up.wait_for("worker 1 exited")
+            assert restarted.startswith("worker 1 exited (signal SIGKILL); restarted as pid "), restarted
+            worker = psutil.Process(pid_in(restarted))  # its command line may not be readable yet
+            assert worker.pid != killed and worker.ppid() == up.process.pid
+            assert client.get("/health").status_code == 200
+            second = post_signed(client, channel, sms_payload(channel, body="after the kill")).json()
+            conversation = read_conversation(client, tenant, first["conversation_id"], min_position=second["position"])
+            assert [m["body"] for m in conversation["messages"]] == ["before the kill", "after the kill"]
+    finally:
+        up.stop()
+    assert up.process.returncode == 0
+    assert processes_of(data_dir) == []
+
+
+def test_ledger_up_stops_everything_on_a_crash_loop(server_dir):
+    data_dir = server_dir / "data"
+    up = LedgerUp(data_dir, LEDGER_UP_MAX_RESTARTS="1")
+    try:
+        os.kill(up.started_pid("worker 1"), signal.SIGKILL)
+        os.kill(pid_in(up.wait_for("worker 1 exited")), signal.SIGKILL)
+        output = up.wait_for_exit()
+    finally:
+        if up.process.poll() is None:
+            up.stop()
+    assert up.process.returncode == 1
+    assert "worker 1 is in a crash loop: exited (signal SIGKILL) 2 times within 60 s" in output
+    assert processes_of(data_dir) == []
+
+
+def test_ledger_up_stops_at_once_when_a_child_dies_while_starting(server_dir, db_url, redis_url):
+    data_dir = server_dir / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, LEDGER_DATA_DIR=str(data_dir))
+        started = time.monotonic()
+        up = subprocess.run([LEDGER, "up", "--port", str(port)], env=env, capture_output=True, text=True, timeout=60)
+    assert up.returncode != 0
+    assert "api exited (exit code" in up.stderr and "while starting" in up.stderr, up.stderr[-2000:]
+    assert time.monotonic() - started < 30
     assert processes_of(data_dir) == []

@@ -194,10 +194,10 @@ def test_lagging_reads_do_not_hold_up_writes(client, runtime, settings):
     tenant = create_company(client)
     channel = create_channel(client, tenant)
     settings.read_wait_seconds = 3
-    unreachable = runtime.ledger.head_position() + 1_000_000
+    unprojected = post_signed(client, channel, sms_payload(channel)).json()["position"]  # no worker runs here
     with ThreadPoolExecutor(60) as pool:
         reads = [
-            pool.submit(client.get, "/v1/conversations", params={"min_position": unreachable}, headers=tenant.auth)
+            pool.submit(client.get, "/v1/conversations", params={"min_position": unprojected}, headers=tenant.auth)
             for _ in range(60)
         ]
         written = post_signed(client, channel, sms_payload(channel))

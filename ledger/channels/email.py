@@ -1,11 +1,10 @@
 """Email from the email provider's JSON webhook. The HTML body is kept raw."""
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.channels import InboundMessage
 from ledger.channels._payloads import SignedJsonKind, html_to_text, preview
+from ledger.validation import UtcDatetime
 
 
 class EmailPayload(BaseModel):
@@ -16,7 +15,7 @@ class EmailPayload(BaseModel):
     xillio_id: str = Field(min_length=1)
     body: str = ""
     attachments: list[str] | None = None
-    timestamp: datetime
+    timestamp: UtcDatetime
 
 
 class EmailKind(SignedJsonKind):

@@ -1,12 +1,12 @@
 """SMS and MMS from the messaging provider's JSON webhook."""
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.channels import InboundMessage
 from ledger.channels._payloads import SignedJsonKind, preview
+from ledger.validation import UtcDatetime
 
 
 class SmsPayload(BaseModel):
@@ -18,7 +18,7 @@ class SmsPayload(BaseModel):
     messaging_provider_id: str = Field(min_length=1)
     body: str = ""
     attachments: list[str] | None = None
-    timestamp: datetime
+    timestamp: UtcDatetime
 
 
 class SmsKind(SignedJsonKind):

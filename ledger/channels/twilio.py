@@ -49,9 +49,13 @@ def compute_signature(auth_token: str, url: str, params: list[tuple[str, str]]) 
 
 def url_variants(url: str) -> set[str]:
     """The URL without its port and with the scheme's default port, as Twilio signs either."""
-    parts = urlsplit(url)
-    host = parts.netloc.split(":")[0] if parts.port else parts.netloc
-    with_port = parts.netloc if parts.port else f"{parts.netloc}:{443 if parts.scheme == 'https' else 80}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # from a Host header that is no host ("[::1", "x:99999"): only the URL as called can match
+        return {url}
+    host = parts.netloc.split(":")[0] if port else parts.netloc
+    with_port = parts.netloc if port else f"{parts.netloc}:{443 if parts.scheme == 'https' else 80}"
     return {urlunsplit(parts._replace(netloc=host)), urlunsplit(parts._replace(netloc=with_port))}
 
 

@@ -1,11 +1,10 @@
 """WhatsApp messages; the receiving address is the channel's own."""
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.channels import InboundMessage
 from ledger.channels._payloads import SignedJsonKind, preview
+from ledger.validation import UtcDatetime
 
 
 class WhatsappPayload(BaseModel):
@@ -14,7 +13,7 @@ class WhatsappPayload(BaseModel):
     sender: str = Field(alias="from", min_length=1)
     text: str = ""
     channel_message_id: str = Field(min_length=1)
-    timestamp: datetime | None = None
+    timestamp: UtcDatetime | None = None
 
 
 class WhatsappKind(SignedJsonKind):
