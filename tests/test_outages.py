@@ -155,10 +155,13 @@ def test_a_postgres_outage_answers_503_and_the_sweep_survives_it(own_postgres, r
             after = retry_while_unavailable(lambda: post_signed(client, channel, sms_payload(channel, body="after")))
             assert after.status_code == 201, after.text
             assert sweeper.is_alive()
-            timeline = client.get(
-                f"/v1/conversations/{after.json()['conversation_id']}",
-                params={"min_position": after.json()["position"]},
-                headers=tenant.auth,
+            # The read models' pool reconnects on its own backoff, so a reader too may see a 503 first.
+            timeline = retry_while_unavailable(
+                lambda: client.get(
+                    f"/v1/conversations/{after.json()['conversation_id']}",
+                    params={"min_position": after.json()["position"]},
+                    headers=tenant.auth,
+                )
             )
             assert timeline.status_code == 200, timeline.text
             assert [m["body"] for m in timeline.json()["messages"]] == ["after"]
