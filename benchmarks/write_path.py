@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import orjson
 import psycopg
+from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -41,10 +42,17 @@ def summary(latencies: list[float]) -> str:
     )
 
 
+class PipelinedRecorder(PostgresApplicationRecorder):
+    """eventsourcing's recorder as it is (pipelined, its lock timeout from POSTGRES_LOCK_TIMEOUT)."""
+
+    def set_write_budget(self, seconds: float) -> None:
+        pass
+
+
 def compare_recorders(settings: Settings, channel_id: str, writes: int) -> None:
     env = eventsourcing_env(settings.database_url, False, 10, 10)
     pipelined = Ledger(
-        {**env, "APPLICATION_RECORDER_TOPIC": "eventsourcing.postgres:PostgresApplicationRecorder"},
+        {**env, "APPLICATION_RECORDER_TOPIC": "benchmarks.write_path:PipelinedRecorder"},
         SecretBox(settings.secret_key),
     )
     ours = Ledger(
@@ -57,7 +65,7 @@ def compare_recorders(settings: Settings, channel_id: str, writes: int) -> None:
             InboundMessage(f"{name}-{n}", f"+1804556{n % 300:04d}", channel.address, "hi", "hi") for n in range(writes)
         ]
         rate, latencies = time_each(
-            [lambda m=m, ledger=ledger, channel=channel: ledger.ingest(channel, m) for m in messages]
+            [lambda m=m, ledger=ledger, channel=channel: ledger.ingest(channel, m) for m in messages], 8
         )
         print(f"  {name:<36} {rate:7.0f}/s   {summary(latencies)}")
         ledger.close()

@@ -74,7 +74,7 @@ class Ledger(Application[UUID]):
         super().__init__(env)
         self.secret_box = secret_box
         self.default_region = default_region
-        self.recorder.write_budget_seconds = write_budget_seconds
+        self.recorder.set_write_budget(write_budget_seconds)
 
     # -- the write path -------------------------------------------------------------
 

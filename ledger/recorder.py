@@ -29,32 +29,35 @@ DEFAULT_BUDGET_SECONDS = 10.0
 
 
 class LedgerRecorder(PostgresApplicationRecorder):
-    write_budget_seconds = DEFAULT_BUDGET_SECONDS
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_write_budget(DEFAULT_BUDGET_SECONDS)
+
+    def set_write_budget(self, seconds: float) -> None:
+        """Composes, once, the statement that sets the budget, locks the log and notifies."""
+        self.write_budget_seconds = seconds
+        self.lock_and_notify_statement = SQL(
+            "SET LOCAL statement_timeout = {budget}; SET LOCAL lock_timeout = {budget}; "
+            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; NOTIFY {channel}"
+        ).format(
+            budget=max(1, int(seconds * 1000)),
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            channel=Identifier(self.channel_name),
+        )
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
             try:
-                cursor.execute(self._lock_and_notify_statement())
+                cursor.execute(self.lock_and_notify_statement)
                 self._insert_rows(cursor, stored_events)
             except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as error:
                 raise Unavailable(
                     f"the event log could not be written within {self.write_budget_seconds:g} s; retry shortly"
                 ) from error
             return self._fetch_ids_after_insert_events(cursor, stored_events)
-
-    def _lock_and_notify_statement(self) -> SQL:
-        budget_ms = max(1, int(self.write_budget_seconds * 1000))
-        return SQL(
-            "SET LOCAL statement_timeout = {budget}; SET LOCAL lock_timeout = {budget}; "
-            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; NOTIFY {channel}"
-        ).format(
-            budget=budget_ms,
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
-            channel=Identifier(self.channel_name),
-        )
 
     def _insert_rows(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
         rows = [
