@@ -1,7 +1,5 @@
 """Request-scoped helpers: the runtime, the caller, ids from paths and waits for projections."""
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
@@ -11,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_delay, wait_exponential
 
 from api.errors import ProjectionLagging
 from api.runtime import Runtime
@@ -74,30 +73,30 @@ def parse_id(value: str, what: str) -> UUID:
         raise NotFound(f"no such {what}") from None
 
 
-def committed(runtime: Runtime, position: int) -> int:
-    """Wakes the projectors after a committed write; returns the write's position."""
-    runtime.wakeup.notify()
-    return position
-
-
 async def projected_position(runtime: Runtime, response: Response, names: list[str], min_position: int | None) -> int:
-    """Waits (bounded) until the projections reach min_position and sets X-Ledger-Position.
-    The wait sleeps on the event loop, so lagging reads do not hold the thread pool."""
+    """Waits (bounded) until the projections reach min_position and sets X-Ledger-Position."""
     position = await run_in_threadpool(runtime.projector.position_of, names)
     if min_position is not None and position < min_position:
         await run_in_threadpool(refuse_positions_beyond_the_head, runtime, min_position)
-    deadline = time.monotonic() + runtime.settings.read_wait_seconds
-    pause = 0.005
-    while min_position is not None and position < min_position:
-        if time.monotonic() >= deadline:
-            raise ProjectionLagging(
-                f"the read model has not reached position {min_position} yet", {"projections": names}
-            )
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.1)
-        position = await run_in_threadpool(runtime.projector.position_of, names)
+        position = await wait_until_projected(runtime, names, min_position)
     response.headers["X-Ledger-Position"] = str(position)
     return position
+
+
+async def wait_until_projected(runtime: Runtime, names: list[str], min_position: int) -> int:
+    """Polls the projections' position with a growing pause on the event loop, so lagging
+    reads do not hold the thread pool; ProjectionLagging once the read budget is spent."""
+
+    def lagging(state: RetryCallState) -> int:
+        raise ProjectionLagging(f"the read model has not reached position {min_position} yet", {"projections": names})
+
+    waiting = AsyncRetrying(
+        retry=retry_if_result(lambda position: position < min_position),
+        wait=wait_exponential(multiplier=0.005, max=0.1),
+        stop=stop_after_delay(runtime.settings.read_wait_seconds),
+        retry_error_callback=lagging,
+    )
+    return await waiting(run_in_threadpool, runtime.projector.position_of, names)
 
 
 def refuse_positions_beyond_the_head(runtime: Runtime, min_position: int) -> None:

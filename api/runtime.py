@@ -104,6 +104,7 @@ def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=2)
     queue = Queue(settings.queue_name, connection=redis)
     wakeup = Wakeup(redis, queue, list(projector.projections))
+    ledger.commit_listeners.append(lambda position: wakeup.notify())
     return Runtime(settings, ledger, pool, projector, redis, queue, wakeup, admin_token(settings))
 
 

@@ -26,6 +26,7 @@ class HealthOut(BaseModel):
 class ProjectionProgress(BaseModel):
     position: int
     lag: int
+    error: str | None = Field(default=None, description="why the projection is stopped, if it is")
 
 
 class ReadyOut(BaseModel):

@@ -1,24 +1,23 @@
 """The ledger application: every command, and the one write path to the event store."""
 
-import itertools
 import logging
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import OperationalError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from ledger.addresses import normalize
 from ledger.base import LedgerAggregate
-from ledger.channels import InboundMessage, channel_kinds
+from ledger.channels import Acknowledgement, InboundMessage, WebhookRequest, channel_kinds
 from ledger.credentials import SecretBox, hash_key, new_api_key, new_webhook_secret
 from ledger.errors import Conflict, Contended, Forbidden, NotFound, Unauthorized, ValidationFailed
 from ledger.ids import natural_id
 from ledger.messaging import Contact, Conversation, Receipt
+from ledger.recorder import VersionConflict
 from ledger.tenancy import HUMAN_ROLES, ApiKey, Channel, ChannelAddress, Company, Role, User, check_name
 from ledger.validation import utc_iso
 
@@ -64,6 +63,24 @@ class Ingested:
     deduplicated: bool
 
 
+@dataclass(frozen=True)
+class WebhookReceived:
+    messages: list[Ingested]
+    acknowledgement: Acknowledgement | None  # what the provider expects back instead of JSON
+
+    @property
+    def deduplicated(self) -> bool:
+        return all(message.deduplicated for message in self.messages)
+
+    @property
+    def position(self) -> int:
+        return max(message.position for message in self.messages)
+
+
+def _contended(state: RetryCallState) -> None:
+    raise Contended("too many concurrent writes to the same records; retry")
+
+
 class Ledger(Application[UUID]):
     name = "ledger"
     is_snapshotting_enabled = True
@@ -75,6 +92,9 @@ class Ledger(Application[UUID]):
         self.secret_box = secret_box
         self.default_region = default_region
         self.recorder.set_write_budget(write_budget_seconds)
+        # Called with the position after every commit: the runtime wakes the projectors here,
+        # so a write from a route, a worker or a policy wakes them alike.
+        self.commit_listeners: list[Callable[[int], None]] = []
 
     # -- the write path -------------------------------------------------------------
 
@@ -83,7 +103,10 @@ class Ledger(Application[UUID]):
         the log position of the last one. Every command writes through here."""
         recordings = self.save(*aggregates)
         self._snapshot_long_conversations(recordings)
-        return recordings[-1].notification.id
+        position = recordings[-1].notification.id
+        for listener in self.commit_listeners:
+            listener(position)
+        return position
 
     def _snapshot_long_conversations(self, recordings: list) -> None:
         """Best effort, after the commit: a failed snapshot only makes the next load longer.
@@ -102,16 +125,15 @@ class Ledger(Application[UUID]):
 
     def retry_on_conflict(self, command: Callable[[], T]) -> T:
         """Runs a read-decide-commit command again when a concurrent writer took one of its
-        stream versions first (optimistic concurrency), with jittered backoff, for a while."""
-        deadline = time.monotonic() + CONFLICT_RETRY_SECONDS
-        for attempt in itertools.count():
-            try:
-                return command()
-            except IntegrityError:
-                if time.monotonic() > deadline:
-                    raise Contended("too many concurrent writes to the same records; retry") from None
-                time.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))
-        raise AssertionError("unreachable")
+        stream versions first (optimistic concurrency), with jittered backoff, for a while.
+        Any other integrity error is a bug and propagates at once."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(VersionConflict),
+            wait=wait_random_exponential(multiplier=0.001, max=0.1),
+            stop=stop_after_delay(CONFLICT_RETRY_SECONDS),
+            retry_error_callback=_contended,
+        )
+        return retrying(command)
 
     def head_position(self) -> int:
         return self.recorder.max_notification_id() or 0
@@ -192,7 +214,7 @@ class Ledger(Application[UUID]):
         claim = ChannelAddress.claim(principal.company_id, kind, normalized, channel_id, principal.actor)
         try:
             return channel, secret, self.commit(channel, claim)
-        except IntegrityError:
+        except VersionConflict:
             raise Conflict(f"this company already has a {kind} channel for {normalized}") from None
 
     def channel_secret(self, channel: Channel) -> str:
@@ -205,6 +227,15 @@ class Ledger(Application[UUID]):
         return channel
 
     # -- inbound messages ------------------------------------------------------------
+
+    def receive_webhook(self, channel_id: UUID, request: WebhookRequest) -> WebhookReceived:
+        """A provider's webhook: the channel's signature verified, every message in it
+        appended exactly once."""
+        channel = self.get_channel(channel_id)
+        kind = channel_kinds()[channel.kind]
+        kind.verify(self.channel_secret(channel), request)
+        messages = [self.ingest(channel, message) for message in kind.parse(request)]
+        return WebhookReceived(messages, kind.acknowledgement)
 
     def ingest(self, channel: Channel, message: InboundMessage) -> Ingested:
         """Appends one inbound message exactly once.

@@ -19,13 +19,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg.errors
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import Unavailable
 
 DEFAULT_BUDGET_SECONDS = 10.0
+
+
+class VersionConflict(IntegrityError):
+    """A concurrent writer took one of the stream versions this write expected to append
+    (optimistic concurrency; a natural key's first version is how duplicates collide).
+    Any other integrity error is a bug, not a conflict."""
 
 
 class LedgerRecorder(PostgresApplicationRecorder):
@@ -53,6 +59,10 @@ class LedgerRecorder(PostgresApplicationRecorder):
             try:
                 cursor.execute(self.lock_and_notify_statement)
                 self._insert_rows(cursor, stored_events)
+            except psycopg.errors.UniqueViolation as error:
+                if error.diag.table_name != self.events_table_name:
+                    raise
+                raise VersionConflict(str(error)) from error
             except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as error:
                 raise Unavailable(
                     f"the event log could not be written within {self.write_budget_seconds:g} s; retry shortly"

@@ -5,13 +5,13 @@ A per-projection advisory lock, taken before the tracked position is read, makes
 overlapping workers take turns batch by batch instead of applying an event twice.
 """
 
-import time
 from collections.abc import Callable, Iterable
 
 import psycopg
 from eventsourcing import persistence
 from eventsourcing.application import Application
 from psycopg_pool import ConnectionPool
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from projections import Projection, all_projections
 
@@ -21,6 +21,7 @@ create table if not exists projection_tracking (
     position bigint not null default 0,
     updated_at timestamptz not null default now()
 )"""
+TRACKING_ERROR_DDL = "alter table projection_tracking add column if not exists error text"
 MIGRATION_LOCK = 7_201_001
 # PostgreSQL unreachable or gone away, as psycopg, its pool and eventsourcing report it.
 DATABASE_UNAVAILABLE = (
@@ -32,6 +33,16 @@ DATABASE_UNAVAILABLE = (
 # What stops one projection without being a bug in the code: the database refusing a batch
 # (unreachable, read-only during a failover, an event its tables cannot hold) or a missing migration.
 PROJECTION_STOPPED = (psycopg.Error, persistence.PersistenceError, LookupError)
+
+
+class ProjectionFailed(Exception):
+    """A projection could not apply an event: it stops there (nothing is skipped) and the
+    others go on. The cause is chained; the error is kept in projection_tracking for /ready."""
+
+    def __init__(self, name: str, position: int, topic: str) -> None:
+        super().__init__(f"projection {name} stopped at position {position} ({topic})")
+        self.name = name
+        self.position = position
 
 
 class Projector:
@@ -46,6 +57,7 @@ class Projector:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("select pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
             conn.execute(TRACKING_DDL)
+            conn.execute(TRACKING_ERROR_DDL)
             for projection in self.projections.values():
                 for statement in projection.ddl:
                     conn.execute(statement)
@@ -61,8 +73,12 @@ class Projector:
 
     def catch_up(self, projection: Projection) -> int:
         applied = 0
-        while batch := self.run_batch(projection):
-            applied += batch
+        try:
+            while batch := self.run_batch(projection):
+                applied += batch
+        except ProjectionFailed as failure:
+            self._keep_error(projection.name, f"{failure}: {failure.__cause__!r}")
+            raise
         return applied
 
     def run_batch(self, projection: Projection) -> int:
@@ -73,15 +89,28 @@ class Projector:
                 start=position, limit=self.batch_size, inclusive_of_start=False
             )
             for notification in notifications:
-                handler = projection.handler_for(notification.topic)
-                if handler is not None:
-                    handler(cursor, self.mapper.to_domain_event(notification), notification.id)
+                self._apply(projection, cursor, notification)
             if notifications:
                 cursor.execute(
-                    "update projection_tracking set position = %s, updated_at = now() where name = %s",
+                    "update projection_tracking set position = %s, updated_at = now(), error = null where name = %s",
                     [notifications[-1].id, projection.name],
                 )
             return len(notifications)
+
+    def _apply(self, projection: Projection, cursor, notification) -> None:
+        handler = projection.handler_for(notification.topic)
+        if handler is None:
+            return
+        try:
+            handler(cursor, self.mapper.to_domain_event(notification), notification.id)
+        except DATABASE_UNAVAILABLE:
+            raise
+        except Exception as error:  # any bug in one handler stops only its projection, visibly
+            raise ProjectionFailed(projection.name, notification.id, notification.topic) from error
+
+    def _keep_error(self, name: str, error: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("update projection_tracking set error = %s where name = %s", [error[:2000], name])
 
     def rebuild(self, projection: Projection, progress: Callable[[int], None] | None = None) -> int:
         """Empties the read model and replays the whole log into it."""
@@ -106,7 +135,8 @@ class Projector:
             head, positions, stuck_writers = conn.execute(
                 f"""select
                     (select coalesce(max(notification_id), 0) from {table}),
-                    (select coalesce(jsonb_object_agg(name, position), '{{}}') from projection_tracking),
+                    (select coalesce(jsonb_object_agg(name, jsonb_build_object('position', position, 'error', error)),
+                        '{{}}') from projection_tracking),
                     (select coalesce(jsonb_agg(jsonb_build_object(
                             'pid', activity.pid,
                             'held_seconds', round(extract(epoch from clock_timestamp() - activity.xact_start)))),
@@ -117,8 +147,8 @@ class Projector:
                 [table, lock_budget_seconds],
             ).fetchone()
         projections = {
-            name: {"position": position, "lag": head - position}
-            for name, position in positions.items()
+            name: {"position": tracked["position"], "lag": head - tracked["position"], "error": tracked["error"]}
+            for name, tracked in positions.items()
             if name in self.projections
         }
         return {"head_position": head, "projections": projections, "stuck_writers": stuck_writers}
@@ -139,14 +169,13 @@ class Projector:
     def wait_for(self, names: Iterable[str], min_position: int, timeout: float) -> int | None:
         """Waits until the projections reach min_position; their position, or None on timeout."""
         names = list(names)
-        deadline = time.monotonic() + timeout
-        pause = 0.005
-        while (position := self.position_of(names)) < min_position:
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
-        return position
+        waiting = Retrying(
+            retry=retry_if_result(lambda position: position < min_position),
+            wait=wait_exponential(multiplier=0.005, max=0.1),
+            stop=stop_after_delay(timeout),
+            retry_error_callback=lambda state: None,
+        )
+        return waiting(self.position_of, names)
 
     @staticmethod
     def _lock_and_read_position(cursor, name: str) -> int:

@@ -190,6 +190,36 @@ def test_an_event_a_projection_cannot_apply_stops_only_that_projection(client, r
     assert positions["timeline"] < head
 
 
+def test_a_handler_that_raises_a_bug_stops_only_its_projection_visibly(client, runtime, monkeypatch):
+    from eventsourcing.utils import get_topic
+
+    from ledger.messaging import Conversation
+
+    def broken_handler(cursor, event, position):
+        raise TypeError("a bug in a handler")
+
+    summaries = runtime.projector.get("summaries")
+    monkeypatch.setitem(summaries._handlers, get_topic(Conversation.InboundMessageReceived), broken_handler)
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    head = post_signed(client, channel, sms_payload(channel)).json()["position"]
+
+    run_worker(runtime)  # the wake-up job of the broken projection fails; the worker goes on
+    stop = threading.Event()
+    sweeper = threading.Thread(target=sweep_forever, args=(runtime.projector, 0.05, stop))
+    sweeper.start()
+    try:
+        assert runtime.projector.wait_for(["contacts", "dedup", "timeline"], head, timeout=10) == head
+        assert sweeper.is_alive()
+    finally:
+        stop.set()
+        sweeper.join()
+    ready = client.get("/ready").json()["projections"]
+    assert ready["summaries"]["position"] < head
+    assert "TypeError" in ready["summaries"]["error"]
+    assert ready["timeline"]["error"] is None
+
+
 def test_lagging_reads_do_not_hold_up_writes(client, runtime, settings):
     tenant = create_company(client)
     channel = create_channel(client, tenant)

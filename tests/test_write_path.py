@@ -131,3 +131,27 @@ def test_a_write_behind_a_stuck_writer_answers_503_within_the_budget(budget_clie
     assert count_events(db_url) == events_before
     assert post_signed(client, channel, sms_payload(channel, body="after")).status_code == 201
     assert client.get("/ready").status_code == 200
+
+
+def test_only_a_version_conflict_is_retried_any_other_integrity_error_fails_at_once(runtime):
+    from eventsourcing.persistence import IntegrityError
+
+    from ledger.recorder import VersionConflict
+    from ledger.tenancy import ChannelAddress
+
+    company_id = str(uuid.uuid4())
+    runtime.ledger.commit(ChannelAddress.claim(company_id, "sms", "+18045550100", uuid.uuid4(), "system"))
+    with pytest.raises(VersionConflict):  # the same natural key: the same stream and version
+        runtime.ledger.commit(ChannelAddress.claim(company_id, "sms", "+18045550100", uuid.uuid4(), "system"))
+
+    calls = []
+
+    def a_bug() -> None:
+        calls.append(1)
+        raise IntegrityError("null value in column violates not-null constraint")
+
+    started = time.monotonic()
+    with pytest.raises(IntegrityError) as raised:
+        runtime.ledger.retry_on_conflict(a_bug)
+    assert not isinstance(raised.value, VersionConflict)
+    assert calls == [1] and time.monotonic() - started < 1

@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker
 
-from projections.runner import DATABASE_UNAVAILABLE, PROJECTION_STOPPED, Projector
+from projections.runner import DATABASE_UNAVAILABLE, PROJECTION_STOPPED, ProjectionFailed, Projector
 from workers import jobs
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,8 @@ def sweep_forever(projector: Projector, interval: float, stop: threading.Event) 
                 projector.catch_up(projection)
             except DATABASE_UNAVAILABLE as error:
                 log.warning("sweep of %s failed, retrying in %ss: %s", projection.name, interval, error)
-            except PROJECTION_STOPPED:
-                log.exception("projection %s is stopped at an event it cannot apply", projection.name)
+            except (ProjectionFailed, *PROJECTION_STOPPED):
+                log.exception("projection %s is stopped; the others go on", projection.name)
         stop.wait(interval)
 
 

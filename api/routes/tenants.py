@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import ConfigDict, Field
 
-from api.dependencies import Caller, committed, json_body, operator, runtime_of
+from api.dependencies import Caller, json_body, operator, runtime_of
 from api.models import RequestBody
 from api.schemas import (
     AUTHENTICATED,
@@ -64,7 +64,7 @@ def create_company(request: Request, body: Annotated[NewCompany, json_body(NewCo
         api_key=created.admin_key,
         admin_user_id=company.admin_user_id,
         bot_user_id=company.bot_user_id,
-        position=committed(runtime, created.position),
+        position=created.position,
     )
 
 
@@ -75,11 +75,8 @@ def create_company(request: Request, body: Annotated[NewCompany, json_body(NewCo
     openapi_extra=request_body({"application/json": [NewUser]}),
 )
 def create_user(request: Request, caller: Caller, body: Annotated[NewUser, json_body(NewUser)]) -> UserCreatedOut:
-    runtime = runtime_of(request)
-    user, api_key, position = runtime.ledger.create_user(caller, body.name, body.role)
-    return UserCreatedOut(
-        id=user.id, name=user.name, role=user.role, api_key=api_key, position=committed(runtime, position)
-    )
+    user, api_key, position = runtime_of(request).ledger.create_user(caller, body.name, body.role)
+    return UserCreatedOut(id=user.id, name=user.name, role=user.role, api_key=api_key, position=position)
 
 
 @router.get("/users", responses=AUTHENTICATED)
@@ -107,5 +104,5 @@ def create_channel(request: Request, caller: Caller, body: Annotated[NewChannel,
         name=channel.name,
         webhook_url=f"{base_url}/v1/webhooks/{channel.id}",
         webhook_secret=secret,
-        position=committed(runtime, position),
+        position=position,
     )

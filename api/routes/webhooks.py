@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.dependencies import committed, parse_id, runtime_of
+from api.dependencies import parse_id, runtime_of
 from api.errors import OrjsonResponse
 from api.runtime import Runtime
 from api.schemas import WEBHOOK, WebhookAccepted, request_body
-from ledger.channels import WebhookRequest, channel_kinds
+from ledger.channels import WebhookRequest
 from ledger.channels.email import EmailPayload
 from ledger.channels.sms import SmsPayload
 from ledger.channels.twilio import FORM, TwilioPayload
@@ -55,24 +55,20 @@ SIGNATURES = {
 )
 def receive_webhook(channel_id: str, request: Request, body: bytes = Depends(raw_body)) -> Response:
     runtime = runtime_of(request)
-    channel = runtime.ledger.get_channel(parse_id(channel_id, "channel"))
-    kind = channel_kinds()[channel.kind]
     webhook = WebhookRequest(url=signed_url(runtime, request), headers=request.headers, body=body)
-    kind.verify(runtime.ledger.channel_secret(channel), webhook)
-    results = [runtime.ledger.ingest(channel, message) for message in kind.parse(webhook)]
-    last = results[-1]
-    status = 200 if all(result.deduplicated for result in results) else 201
-    position = committed(runtime, max(result.position for result in results))
-    headers = {"X-Ledger-Position": str(position)}
-    if kind.acknowledgement is not None:
-        ack = kind.acknowledgement
+    received = runtime.ledger.receive_webhook(parse_id(channel_id, "channel"), webhook)
+    status = 200 if received.deduplicated else 201
+    headers = {"X-Ledger-Position": str(received.position)}
+    if received.acknowledgement is not None:
+        ack = received.acknowledgement
         return Response(ack.body, status_code=status, media_type=ack.media_type, headers=headers)
+    last = received.messages[-1]
     answer = WebhookAccepted(
         message_id=last.message_id,
         conversation_id=last.conversation_id,
         contact_id=last.contact_id,
-        position=position,
-        deduplicated=status == 200,
+        position=received.position,
+        deduplicated=received.deduplicated,
     )
     return OrjsonResponse(answer.model_dump(mode="json"), status_code=status, headers=headers)
 
