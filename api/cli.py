@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import uvicorn
+from tenacity import Retrying, retry_if_exception_type, wait_fixed
 
 from api.app import create_app
 from api.runtime import admin_token, build_runtime, migrate, secret_key
@@ -21,6 +22,8 @@ from api.supervisor import MAX_RESTARTS, Child, CrashLoop, Supervisor
 log = logging.getLogger("ledger")
 SUPERVISE_EVERY_SECONDS = 0.2
 SERVERS_FILE = "servers.json"  # the URLs of a running `ledger up`, for the other commands
+MOCK_PROVIDERS_PORT = 8001
+PROVIDER_KINDS = ("TWILIO", "SENDGRID", "SLACK", "SMS", "EMAIL", "WHATSAPP")  # the LEDGER_PROVIDER_URL_<KIND>s
 
 
 def settings_from_environment() -> Settings:
@@ -53,6 +56,30 @@ def command_worker(args: argparse.Namespace) -> None:
         run(runtime.projector, runtime.redis, settings.queue_name, settings.sweep_seconds, burst=args.burst)
     finally:
         runtime.close()
+
+
+def command_dispatcher(args: argparse.Namespace) -> None:
+    from workers.dispatcher import Dispatcher, dispatch_config
+
+    settings = settings_from_environment()
+    runtime = build_runtime(settings)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        Dispatcher(runtime.ledger, runtime.pool, runtime.projector, dispatch_config(settings)).run(stopping)
+    finally:
+        runtime.close()
+
+
+def command_mock_providers(args: argparse.Namespace) -> None:
+    from mock_providers.app import serve
+
+    serve(args.host, args.port if args.port is not None else mock_providers_port())
+
+
+def mock_providers_port() -> int:
+    return int(os.environ.get("LEDGER_MOCK_PROVIDERS_PORT") or MOCK_PROVIDERS_PORT)
 
 
 def command_migrate(args: argparse.Namespace) -> None:
@@ -90,10 +117,16 @@ def command_up(args: argparse.Namespace) -> None:
     failure = None
     try:
         env = start_servers(settings, data_dir, servers)
+        mock_url = point_providers_at_mock(args, env)
+        # where providers post status callbacks, unless configured
+        reachable_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        env.setdefault("LEDGER_PUBLIC_URL", f"http://{reachable_host}:{args.port}")
         subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, check=True)
         supervisor.start(children_of_up(args, env))
         url = f"http://{args.host}:{args.port}"
-        if wait_until_answering(f"{url}/health", supervisor, stopping):
+        if wait_until_answering(f"{url}/health", supervisor, stopping) and mock_providers_answer(
+            mock_url, supervisor, stopping
+        ):
             print(f"ledger is up: {url}  (docs: {url}/docs)", flush=True)
             print(f"operator token: {env['LEDGER_ADMIN_TOKEN']}", flush=True)
         while not stopping.wait(SUPERVISE_EVERY_SECONDS):
@@ -114,7 +147,33 @@ def children_of_up(args: argparse.Namespace, env: dict[str, str]) -> list[Child]
     ledger = [sys.executable, "-m", "api.cli"]
     api = Child("api", [*ledger, "api", "--host", args.host, "--port", str(args.port)], env)
     workers = [Child(f"worker {n}", [*ledger, "worker"], env) for n in range(1, args.workers + 1)]
-    return [api, *workers]
+    dispatcher = Child("dispatcher", [*ledger, "dispatcher"], env)
+    mock = []
+    if args.mock_providers:
+        address = ["--host", args.host, "--port", str(mock_providers_port())]
+        mock = [Child("mock providers", [*ledger, "mock-providers", *address], env)]
+    return [api, *workers, dispatcher, *mock]
+
+
+def point_providers_at_mock(args: argparse.Namespace, env: dict[str, str]) -> str | None:
+    """The mock's URL with --mock-providers, set in `env` for every provider URL not configured; else None."""
+    if not args.mock_providers:
+        return None
+    url = f"http://{args.host}:{mock_providers_port()}"
+    for kind in PROVIDER_KINDS:
+        if not env.get(f"LEDGER_PROVIDER_URL_{kind}"):
+            env[f"LEDGER_PROVIDER_URL_{kind}"] = url
+    return url
+
+
+def mock_providers_answer(url: str | None, supervisor: Supervisor, stopping: threading.Event) -> bool:
+    """True once the mock providers (if started) answer, after printing their URL; False if asked to stop first."""
+    if url is None:
+        return True
+    if not wait_until_answering(f"{url}/_faults", supervisor, stopping):
+        return False
+    print(f"mock providers: {url}", flush=True)
+    return True
 
 
 def start_servers(settings: Settings, data_dir: Path, servers: list) -> dict[str, str]:
@@ -139,16 +198,24 @@ def start_servers(settings: Settings, data_dir: Path, servers: list) -> dict[str
 def wait_until_answering(url: str, supervisor: Supervisor, stopping: threading.Event) -> bool:
     """True once the URL answers; False if asked to stop first. A child that dies before then
     (a port in use, a bad setting) would only die again: that stops everything at once."""
-    while not stopping.is_set():
+
+    def answers() -> bool:
+        if stopping.is_set():
+            return False
         for child in supervisor.children:
             if child.died():
                 raise CrashLoop(f"{child.name} exited ({child.exit_status()}) while starting; everything was stopped")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return True
-        except OSError:
-            stopping.wait(0.1)
-    return False
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(OSError),
+        wait=wait_fixed(0.1),
+        stop=lambda _: stopping.is_set(),
+        sleep=stopping.wait,  # a stop request cuts the wait short
+        retry_error_callback=lambda _: False,
+    )
+    return retrying(answers)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -158,6 +225,12 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8000)
     up.add_argument("--workers", type=int, default=1, help="worker processes")
+    up.add_argument(
+        "--mock-providers",
+        action="store_true",
+        help="also serve the mock providers on LEDGER_MOCK_PROVIDERS_PORT (8001) and point the unset "
+        "LEDGER_PROVIDER_URL_* at them",
+    )
     up.set_defaults(handler=command_up)
     api = commands.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default="127.0.0.1")
@@ -167,6 +240,12 @@ def parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run projections: RQ wake-ups plus a periodic sweep")
     worker.add_argument("--burst", action="store_true", help="catch up once and exit")
     worker.set_defaults(handler=command_worker)
+    dispatcher = commands.add_parser("dispatcher", help="send queued outbound messages through their providers")
+    dispatcher.set_defaults(handler=command_dispatcher)
+    mock = commands.add_parser("mock-providers", help="serve mock provider APIs for development and tests")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=None, help="default: LEDGER_MOCK_PROVIDERS_PORT, else 8001")
+    mock.set_defaults(handler=command_mock_providers)
     commands.add_parser("migrate", help="create the event store and read-model tables").set_defaults(
         handler=command_migrate
     )

@@ -66,8 +66,22 @@ class ChannelOut(BaseModel):
     kind: str
     address: str
     name: str
-    webhook_url: str
-    webhook_secret: str = Field(description="returned once")
+    webhook_url: str = Field(description="where the provider posts inbound messages")
+    status_url: str = Field(description="where the provider posts delivery status callbacks")
+    webhook_secret: str = Field(description="returned once; provider credentials are never returned")
+    position: int
+
+
+class MessageQueuedOut(BaseModel):
+    message_id: UUID
+    conversation_id: UUID
+    status: str = Field(description='"queued" when new; the current status for a repeated Idempotency-Key')
+    position: int
+
+
+class StatusRecordedOut(BaseModel):
+    message_id: UUID
+    status: str = Field(description="the message's status after the report (it never moves backwards)")
     position: int
 
 
@@ -112,6 +126,32 @@ class MessageOut(ReadModel):
     recorded_at: datetime
     status: str
     provider_message_id: str | None
+
+
+class StatusChange(ReadModel):
+    status: str
+    at: str = Field(description="ISO 8601 time the ledger recorded it")
+    source: Literal["ledger", "provider"]
+    error_code: str | None = None
+    reason: str | None = None
+
+
+class Attempt(ReadModel):
+    n: int
+    started_at: str
+    outcome: Literal["sent", "retry", "failed"] | None = Field(
+        description="null while in flight, or if a crash lost it"
+    )
+    http_status: int | None
+    reason: str | None
+    next_attempt_at: str | None
+
+
+class MessageDetailOut(MessageOut):
+    conversation_id: UUID
+    status_history: list[StatusChange]
+    attempts: list[Attempt] = Field(description="outbound messages: each provider call, in order")
+    failure_reason: str | None
 
 
 class ConversationOut(SummaryOut):

@@ -23,3 +23,25 @@ class Settings(BaseSettings):
     sweep_seconds: float = Field(default=2.0, validation_alias="LEDGER_SWEEP_SECONDS")
     db_pool_size: int = Field(default=10, validation_alias="LEDGER_DB_POOL_SIZE")
     db_timeout_seconds: int = Field(default=10, validation_alias="LEDGER_DB_TIMEOUT_SECONDS")
+    send_timeout_seconds: float = Field(default=10.0, gt=0, validation_alias="LEDGER_SEND_TIMEOUT_SECONDS")
+    send_backoff_seconds: float = Field(default=1.0, ge=0, validation_alias="LEDGER_SEND_BACKOFF_SECONDS")
+    send_max_attempts: int = Field(default=5, ge=1, validation_alias="LEDGER_SEND_MAX_ATTEMPTS")
+    dispatch_concurrency: int = Field(default=8, ge=1, validation_alias="LEDGER_DISPATCH_CONCURRENCY")
+    dispatch_poll_seconds: float = Field(default=0.2, gt=0, validation_alias="LEDGER_DISPATCH_POLL_SECONDS")
+    provider_url_twilio: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_TWILIO")
+    provider_url_sendgrid: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_SENDGRID")
+    provider_url_slack: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_SLACK")
+    provider_url_sms: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_SMS")
+    provider_url_email: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_EMAIL")
+    provider_url_whatsapp: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_WHATSAPP")
+
+    @property
+    def provider_urls(self) -> dict[str, str | None]:
+        """LEDGER_PROVIDER_URL_<KIND> by kind; None: the provider's real API."""
+        prefix = "provider_url_"
+        return {name.removeprefix(prefix): value for name, value in self if name.startswith(prefix)}
+
+    @property
+    def base_url(self) -> str:
+        """Where providers reach this API (status callbacks): LEDGER_PUBLIC_URL."""
+        return (self.public_url or "http://127.0.0.1:8000").rstrip("/")

@@ -11,7 +11,8 @@ import phonenumbers
 
 from ledger.errors import ValidationFailed
 
-AddressKind = Literal["phone", "email"]
+AddressKind = Literal["phone", "email", "handle"]
+MAX_HANDLE_LENGTH = 200
 
 # RFC 5322's line limit. Longer input is no address, and parseaddr's work (and recursion) grows with it.
 MAX_EMAIL_INPUT_LENGTH = 998
@@ -46,7 +47,19 @@ def not_an_email(field: str, raw: str) -> ValidationFailed:
     return ValidationFailed.single(field, "invalid_email", f"{field}: {raw!r} is not an email address")
 
 
+def normalize_handle(raw: str, field: str) -> str:
+    """A name in the provider's namespace (a Slack channel such as #sales): one trimmed line."""
+    handle = raw.strip()
+    if not handle or len(handle) > MAX_HANDLE_LENGTH or not handle.isprintable():
+        raise ValidationFailed.single(
+            field, "invalid_handle", f"{field}: one line of 1 to {MAX_HANDLE_LENGTH} characters"
+        )
+    return handle
+
+
 def normalize(kind: AddressKind, raw: str, field: str, default_region: str = "US") -> str:
     if kind == "phone":
         return normalize_phone(raw, field, default_region)
+    if kind == "handle":
+        return normalize_handle(raw, field)
     return normalize_email(raw, field)

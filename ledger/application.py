@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID, uuid4
 
+import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import OperationalError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
@@ -16,9 +17,21 @@ from ledger.channels import Acknowledgement, InboundMessage, WebhookRequest, cha
 from ledger.credentials import SecretBox, hash_key, new_api_key, new_webhook_secret
 from ledger.errors import Conflict, Contended, Forbidden, NotFound, Unauthorized, ValidationFailed
 from ledger.ids import natural_id
-from ledger.messaging import Contact, Conversation, Receipt
+from ledger.messaging import Contact, Conversation
+from ledger.receipts import Receipt
 from ledger.recorder import VersionConflict
-from ledger.tenancy import HUMAN_ROLES, ApiKey, Channel, ChannelAddress, Company, Role, User, check_name
+from ledger.sending import Sending
+from ledger.tenancy import (
+    HUMAN_ROLES,
+    ApiKey,
+    Channel,
+    ChannelAddress,
+    Company,
+    Role,
+    User,
+    check_credentials,
+    check_name,
+)
 from ledger.validation import utc_iso
 
 log = logging.getLogger(__name__)
@@ -81,7 +94,7 @@ def _contended(state: RetryCallState) -> None:
     raise Contended("too many concurrent writes to the same records; retry")
 
 
-class Ledger(Application[UUID]):
+class Ledger(Sending, Application[UUID]):
     name = "ledger"
     is_snapshotting_enabled = True
 
@@ -191,7 +204,13 @@ class Ledger(Application[UUID]):
         return Principal(company_id=key.company_id, user_id=str(user.id), role=user.role)
 
     def create_channel(
-        self, principal: Principal, kind: str, address: str, name: str | None, webhook_secret: str | None
+        self,
+        principal: Principal,
+        kind: str,
+        address: str,
+        name: str | None,
+        webhook_secret: str | None,
+        credentials: dict[str, str] | None = None,
     ) -> tuple[Channel, str, int]:
         principal.require("admin")
         channel_kind = channel_kinds().get(kind)
@@ -202,6 +221,7 @@ class Ledger(Application[UUID]):
             raise ValidationFailed.single(
                 "webhook_secret", "missing", f"a {kind} channel needs the provider's auth token as webhook_secret"
             )
+        credentials = check_credentials(kind, credentials or {})
         normalized = normalize(channel_kind.address_kind, address, "address", self.default_region)
         name = check_name(name, "name") if name is not None else f"{kind} {normalized}"
         claim_id = ChannelAddress.id_for(principal.company_id, kind, normalized)
@@ -210,12 +230,22 @@ class Ledger(Application[UUID]):
         secret = webhook_secret or new_webhook_secret()
         channel_id = uuid4()
         sealed = self.secret_box.seal(secret, context=str(channel_id))
-        channel = Channel.create(channel_id, principal.company_id, kind, normalized, name, sealed, principal.actor)
+        sealed_credentials = self.secret_box.seal(
+            orjson.dumps(credentials).decode(), context=f"{channel_id}:credentials"
+        )
+        channel = Channel.create(
+            channel_id, principal.company_id, kind, normalized, name, sealed, sealed_credentials, principal.actor
+        )
         claim = ChannelAddress.claim(principal.company_id, kind, normalized, channel_id, principal.actor)
         try:
             return channel, secret, self.commit(channel, claim)
         except VersionConflict:
             raise Conflict(f"this company already has a {kind} channel for {normalized}") from None
+
+    def channel_credentials(self, channel: Channel) -> dict[str, str]:
+        if channel.sealed_credentials is None:
+            return {}
+        return orjson.loads(self.secret_box.open(channel.sealed_credentials, context=f"{channel.id}:credentials"))
 
     def channel_secret(self, channel: Channel) -> str:
         return self.secret_box.open(channel.sealed_secret, context=str(channel.id))

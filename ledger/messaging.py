@@ -1,8 +1,9 @@
-"""Conversations, contacts and dedup receipts."""
+"""Conversations and contacts."""
 
 from uuid import UUID
 
 from ledger.base import LedgerAggregate
+from ledger.delivery import folded
 from ledger.ids import natural_id
 
 
@@ -31,6 +32,83 @@ class Conversation(LedgerAggregate):
         def apply(self, conversation: "Conversation") -> None:
             conversation.last_seq = self.seq
 
+    class OutboundMessageQueued(LedgerAggregate.Event):
+        message_id: str
+        seq: int
+        author_id: str
+        channel_id: str
+        contact_id: str
+        to: str
+        message_type: str
+        body: str
+        preview: str
+        attachments: list[str]
+        idempotency_key: str | None
+
+        def apply(self, conversation: "Conversation") -> None:
+            conversation.last_seq = self.seq
+            conversation.outbound[self.message_id] = {
+                "status": "queued",
+                "attempts": 0,
+                "attempt_open_since": None,  # ISO time of an attempt with no outcome yet
+                "not_before": None,  # ISO time before which no attempt may start
+                "settled": False,  # sent or failed: the dispatcher is done with it
+                "reports": [],  # [status, error_code] of every callback recorded
+            }
+
+    class OutboundAttemptStarted(LedgerAggregate.Event):
+        message_id: str
+        attempt: int
+
+        def apply(self, conversation: "Conversation") -> None:
+            message = conversation.outbound[self.message_id]
+            message["attempts"] = self.attempt
+            message["attempt_open_since"] = self.timestamp.isoformat()
+            message["status"] = folded(message["status"], "sending")
+
+    class OutboundAttemptFailed(LedgerAggregate.Event):
+        message_id: str
+        attempt: int
+        http_status: int | None
+        reason: str
+        next_attempt_at: str
+
+        def apply(self, conversation: "Conversation") -> None:
+            message = conversation.outbound[self.message_id]
+            message["attempt_open_since"] = None
+            message["not_before"] = self.next_attempt_at
+
+    class OutboundMessageSent(LedgerAggregate.Event):
+        message_id: str
+        attempt: int
+        http_status: int | None
+        provider_message_id: str | None
+
+        def apply(self, conversation: "Conversation") -> None:
+            message = conversation.outbound[self.message_id]
+            message.update(attempt_open_since=None, settled=True, status=folded(message["status"], "sent"))
+
+    class OutboundMessageFailed(LedgerAggregate.Event):
+        message_id: str
+        attempt: int
+        http_status: int | None
+        reason: str
+
+        def apply(self, conversation: "Conversation") -> None:
+            message = conversation.outbound[self.message_id]
+            message.update(attempt_open_since=None, settled=True, status=folded(message["status"], "failed"))
+
+    class DeliveryStatusReported(LedgerAggregate.Event):
+        message_id: str
+        provider_message_id: str
+        status: str
+        error_code: str | None
+
+        def apply(self, conversation: "Conversation") -> None:
+            message = conversation.outbound[self.message_id]
+            message["reports"].append([self.status, self.error_code])
+            message["status"] = folded(message["status"], self.status)
+
     def __init__(
         self,
         company_id: str,
@@ -48,6 +126,7 @@ class Conversation(LedgerAggregate):
         self.owner_id = owner_id
         self.status = "open"
         self.last_seq = 0
+        self.outbound: dict[str, dict] = {}  # message id -> its delivery state (see OutboundMessageQueued)
 
     @staticmethod
     def id_for(company_id: str, channel_id: str, contact_address: str) -> UUID:
@@ -105,6 +184,90 @@ class Conversation(LedgerAggregate):
         )
         return seq
 
+    def queue_outbound(
+        self,
+        message_id: UUID,
+        author_id: str,
+        message_type: str,
+        body: str,
+        preview: str,
+        attachments: list[str],
+        idempotency_key: str | None,
+        actor: str,
+    ) -> None:
+        self._record(
+            self.OutboundMessageQueued,
+            actor,
+            message_id=str(message_id),
+            seq=self.last_seq + 1,
+            author_id=author_id,
+            channel_id=self.channel_id,
+            contact_id=self.contact_id,
+            to=self.participants[0],
+            message_type=message_type,
+            body=body,
+            preview=preview,
+            attachments=attachments,
+            idempotency_key=idempotency_key,
+        )
+
+    def start_attempt(self, message_id: str, actor: str) -> int:
+        attempt = self.outbound[message_id]["attempts"] + 1
+        self._record(self.OutboundAttemptStarted, actor, message_id=message_id, attempt=attempt)
+        return attempt
+
+    def fail_attempt(
+        self, message_id: str, attempt: int, http_status: int | None, reason: str, next_attempt_at: str, actor: str
+    ) -> None:
+        self._record(
+            self.OutboundAttemptFailed,
+            actor,
+            message_id=message_id,
+            attempt=attempt,
+            http_status=http_status,
+            reason=reason,
+            next_attempt_at=next_attempt_at,
+        )
+
+    def mark_sent(
+        self, message_id: str, attempt: int, http_status: int | None, provider_message_id: str | None, actor: str
+    ) -> None:
+        self._record(
+            self.OutboundMessageSent,
+            actor,
+            message_id=message_id,
+            attempt=attempt,
+            http_status=http_status,
+            provider_message_id=provider_message_id,
+        )
+
+    def mark_failed(self, message_id: str, attempt: int, http_status: int | None, reason: str, actor: str) -> None:
+        self._record(
+            self.OutboundMessageFailed,
+            actor,
+            message_id=message_id,
+            attempt=attempt,
+            http_status=http_status,
+            reason=reason,
+        )
+
+    def report_status(
+        self, message_id: str, provider_message_id: str, status: str, error_code: str | None, actor: str
+    ) -> bool:
+        """Records a provider's status report unless it repeats one already recorded;
+        True when it was recorded."""
+        if [status, error_code] in self.outbound[message_id]["reports"]:
+            return False
+        self._record(
+            self.DeliveryStatusReported,
+            actor,
+            message_id=message_id,
+            provider_message_id=provider_message_id,
+            status=status,
+            error_code=error_code,
+        )
+        return True
+
 
 class Contact(LedgerAggregate):
     """Keyed by (company, normalized address) of the address it was first seen with."""
@@ -142,57 +305,3 @@ class Contact(LedgerAggregate):
     def add_address(self, address: str, address_kind: str, actor: str) -> None:
         if address not in self.addresses:
             self._record(self.AddressAdded, actor, address=address, address_kind=address_kind)
-
-
-class Receipt(LedgerAggregate):
-    """Claims a provider message id. Saved in the same transaction as the message it
-    guards: a second claim of the same key fails on the primary key and rolls back."""
-
-    class Claimed(LedgerAggregate.Created):
-        channel_id: str
-        provider_message_id: str
-        message_id: str
-        conversation_id: str
-        contact_id: str
-
-    def __init__(
-        self,
-        company_id: str,
-        actor: str,
-        channel_id: str,
-        provider_message_id: str,
-        message_id: str,
-        conversation_id: str,
-        contact_id: str,
-    ) -> None:
-        self.company_id = company_id
-        self.message_id = message_id
-        self.conversation_id = conversation_id
-        self.contact_id = contact_id
-
-    @staticmethod
-    def id_for(company_id: str, channel_id: str, provider_message_id: str) -> UUID:
-        return natural_id("receipt", company_id, channel_id, provider_message_id)
-
-    @classmethod
-    def claim(
-        cls,
-        company_id: str,
-        channel_id: str,
-        provider_message_id: str,
-        message_id: UUID,
-        conversation_id: UUID,
-        contact_id: UUID,
-        actor: str,
-    ) -> "Receipt":
-        return cls._create(
-            cls.Claimed,
-            id=cls.id_for(company_id, channel_id, provider_message_id),
-            company_id=company_id,
-            actor=actor,
-            channel_id=channel_id,
-            provider_message_id=provider_message_id,
-            message_id=str(message_id),
-            conversation_id=str(conversation_id),
-            contact_id=str(contact_id),
-        )

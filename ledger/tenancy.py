@@ -107,23 +107,71 @@ class ApiKey(LedgerAggregate):
         self._record(self.KeyRevoked, actor)
 
 
+# The provider credentials each channel kind takes: required, optional.
+CREDENTIALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "twilio": (("account_sid",), ()),
+    "sendgrid": (("api_key",), ()),
+    "slack": (("webhook_url",), ()),
+    "sms": ((), ("api_key",)),
+    "email": ((), ("api_key",)),
+    "whatsapp": ((), ("api_key",)),
+}
+
+
+def check_credentials(kind: str, credentials: dict[str, str]) -> dict[str, str]:
+    required, optional = CREDENTIALS.get(kind, ((), ()))
+    for name in credentials:
+        if name not in required + optional:
+            allowed = ", ".join(required + optional) or "none"
+            raise ValidationFailed.single(
+                f"credentials.{name}", "unknown_credential", f"a {kind} channel takes these credentials: {allowed}"
+            )
+    for name in required:
+        if not credentials.get(name, "").strip():
+            raise ValidationFailed.single(
+                f"credentials.{name}", "missing", f"a {kind} channel needs credentials.{name}"
+            )
+    if "webhook_url" in credentials and not credentials["webhook_url"].startswith(("https://", "http://")):
+        raise ValidationFailed.single("credentials.webhook_url", "invalid_url", "webhook_url must be an http(s) URL")
+    return credentials
+
+
 class Channel(LedgerAggregate):
     class Created(LedgerAggregate.Created):
         kind: str
         address: str
         name: str
         sealed_secret: str
+        sealed_credentials: str | None = None  # JSON of the provider credentials, sealed like the secret
 
-    def __init__(self, company_id: str, actor: str, kind: str, address: str, name: str, sealed_secret: str) -> None:
+    def __init__(
+        self,
+        company_id: str,
+        actor: str,
+        kind: str,
+        address: str,
+        name: str,
+        sealed_secret: str,
+        sealed_credentials: str | None = None,
+    ) -> None:
         self.company_id = company_id
         self.kind = kind
         self.address = address
         self.name = name
         self.sealed_secret = sealed_secret
+        self.sealed_credentials = sealed_credentials
 
     @classmethod
     def create(
-        cls, channel_id: UUID, company_id: str, kind: str, address: str, name: str, sealed_secret: str, actor: str
+        cls,
+        channel_id: UUID,
+        company_id: str,
+        kind: str,
+        address: str,
+        name: str,
+        sealed_secret: str,
+        sealed_credentials: str | None,
+        actor: str,
     ) -> "Channel":
         return cls._create(
             cls.Created,
@@ -134,6 +182,7 @@ class Channel(LedgerAggregate):
             address=address,
             name=name,
             sealed_secret=sealed_secret,
+            sealed_credentials=sealed_credentials,
         )
 
 

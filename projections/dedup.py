@@ -1,6 +1,6 @@
 """The dedup index: which ledger message each provider message id became."""
 
-from ledger.messaging import Receipt
+from ledger.receipts import Receipt
 from projections import Projection
 
 PROJECTION = Projection(

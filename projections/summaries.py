@@ -60,7 +60,8 @@ def started(cursor, event: Conversation.Started, position: int) -> None:
 
 
 @PROJECTION.on(Conversation.InboundMessageReceived)
-def inbound_message_received(cursor, event: Conversation.InboundMessageReceived, position: int) -> None:
+@PROJECTION.on(Conversation.OutboundMessageQueued)
+def message_added(cursor, event, position: int) -> None:
     cursor.execute(
         """update conversation_summaries
            set message_count = message_count + 1, last_message_at = %s, last_message_preview = %s, updated_at = %s

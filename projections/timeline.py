@@ -4,6 +4,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ledger.delivery import folded
 from ledger.messaging import Conversation
 from projections import Projection
 
@@ -27,7 +28,10 @@ PROJECTION = Projection(
             provider_message_id text,
             position bigint not null,
             primary key (conversation_id, seq)
-        )"""
+        )""",
+        "alter table timeline_messages add column if not exists status_history jsonb not null default '[]'",
+        "alter table timeline_messages add column if not exists attempts jsonb not null default '[]'",
+        "alter table timeline_messages add column if not exists failure_reason text",
     ],
     tables=["timeline_messages"],
 )
@@ -56,11 +60,137 @@ def inbound_message_received(cursor, event: Conversation.InboundMessageReceived,
     )
 
 
+@PROJECTION.on(Conversation.OutboundMessageQueued)
+def outbound_message_queued(cursor, event: Conversation.OutboundMessageQueued, position: int) -> None:
+    history = [{"status": "queued", "at": event.recorded_at.isoformat(), "source": "ledger"}]
+    cursor.execute(
+        """insert into timeline_messages (conversation_id, seq, id, company_id, direction, author_id, contact_id,
+               body, attachments, message_type, sent_at, recorded_at, status, provider_message_id, position,
+               status_history)
+           values (%s, %s, %s, %s, 'outbound', %s, %s, %s, %s, %s, null, %s, 'queued', null, %s, %s)""",
+        [
+            event.originator_id,
+            event.seq,
+            event.message_id,
+            event.company_id,
+            event.author_id,
+            event.contact_id,
+            event.body,
+            Jsonb(event.attachments),
+            event.message_type,
+            event.recorded_at,
+            position,
+            Jsonb(history),
+        ],
+    )
+
+
+@PROJECTION.on(Conversation.OutboundAttemptStarted)
+def attempt_started(cursor, event: Conversation.OutboundAttemptStarted, position: int) -> None:
+    def change(message: dict) -> None:
+        message["attempts"].append(
+            {
+                "n": event.attempt,
+                "started_at": event.recorded_at.isoformat(),
+                "outcome": None,
+                "http_status": None,
+                "reason": None,
+                "next_attempt_at": None,
+            }
+        )
+        message["status"] = folded(message["status"], "sending")
+
+    update_message(cursor, event.message_id, change)
+
+
+@PROJECTION.on(Conversation.OutboundAttemptFailed)
+def attempt_failed(cursor, event: Conversation.OutboundAttemptFailed, position: int) -> None:
+    def change(message: dict) -> None:
+        settle_attempt(message, event.attempt, "retry", event.http_status, event.reason, event.next_attempt_at)
+
+    update_message(cursor, event.message_id, change)
+
+
+@PROJECTION.on(Conversation.OutboundMessageSent)
+def message_sent(cursor, event: Conversation.OutboundMessageSent, position: int) -> None:
+    def change(message: dict) -> None:
+        settle_attempt(message, event.attempt, "sent", event.http_status, None, None)
+        message["provider_message_id"] = event.provider_message_id
+        message["sent_at"] = event.recorded_at
+        add_status(message, "sent", event.recorded_at, "ledger")
+
+    update_message(cursor, event.message_id, change)
+
+
+@PROJECTION.on(Conversation.OutboundMessageFailed)
+def message_failed(cursor, event: Conversation.OutboundMessageFailed, position: int) -> None:
+    def change(message: dict) -> None:
+        settle_attempt(message, event.attempt, "failed", event.http_status, event.reason, None)
+        message["failure_reason"] = event.reason
+        add_status(message, "failed", event.recorded_at, "ledger", reason=event.reason)
+
+    update_message(cursor, event.message_id, change)
+
+
+@PROJECTION.on(Conversation.DeliveryStatusReported)
+def status_reported(cursor, event: Conversation.DeliveryStatusReported, position: int) -> None:
+    def change(message: dict) -> None:
+        add_status(message, event.status, event.recorded_at, "provider", error_code=event.error_code)
+
+    update_message(cursor, event.message_id, change)
+
+
+def settle_attempt(message: dict, n: int, outcome: str, http_status, reason, next_attempt_at) -> None:
+    for attempt in message["attempts"]:
+        if attempt["n"] == n:
+            attempt.update(outcome=outcome, http_status=http_status, reason=reason, next_attempt_at=next_attempt_at)
+
+
+def add_status(message: dict, status: str, at, source: str, **extra) -> None:
+    """Every status report is listed; the message's status folds by rank and never regresses."""
+    message["status_history"].append({"status": status, "at": at.isoformat(), "source": source, **extra})
+    message["status"] = folded(message["status"], status)
+
+
+MUTABLE = ("status", "status_history", "attempts", "provider_message_id", "sent_at", "failure_reason")
+
+
+def update_message(cursor, message_id: str, change) -> None:
+    row = cursor.execute(
+        f"select {', '.join(MUTABLE)} from timeline_messages where id = %s for update", [message_id]
+    ).fetchone()
+    message = dict(zip(MUTABLE, row, strict=True))
+    change(message)
+    cursor.execute(
+        f"update timeline_messages set {', '.join(f'{name} = %s' for name in MUTABLE)} where id = %s",
+        [
+            message["status"],
+            Jsonb(message["status_history"]),
+            Jsonb(message["attempts"]),
+            message["provider_message_id"],
+            message["sent_at"],
+            message["failure_reason"],
+            message_id,
+        ],
+    )
+
+
+MESSAGE_COLUMNS = """id, seq, direction, author_id, contact_id, body, attachments, message_type as type, sent_at,
+                     recorded_at, status, provider_message_id"""
+
+
 def messages_of(conn: Connection, conversation_id: str) -> list[dict]:
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(
-            """select id, seq, direction, author_id, contact_id, body, attachments, message_type as type, sent_at,
-                      recorded_at, status, provider_message_id
-               from timeline_messages where conversation_id = %s order by seq""",
+            f"select {MESSAGE_COLUMNS} from timeline_messages where conversation_id = %s order by seq",
             [conversation_id],
         ).fetchall()
+
+
+def get_message(conn: Connection, company_id: str, message_id: str) -> dict | None:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            f"""select {MESSAGE_COLUMNS}, conversation_id, status_history, attempts, failure_reason
+                from timeline_messages where company_id = %s and id = %s""",
+            [company_id, message_id],
+        ).fetchone()

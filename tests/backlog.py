@@ -4,7 +4,8 @@ from uuid import uuid4
 
 from ledger.application import Ledger
 from ledger.ids import natural_id
-from ledger.messaging import Contact, Conversation, Receipt
+from ledger.messaging import Contact, Conversation
+from ledger.receipts import Receipt
 
 
 def write_backlog(

@@ -164,7 +164,14 @@ def post_twilio(client, channel, url_base: str, form: dict, token: str):
 def test_twilio_signature_is_checked_as_twilio_computes_it(client, db_url, work):
     tenant = create_company(client)
     auth_token = "twilio-auth-token-0123456789abcdef"
-    channel = create_channel(client, tenant, kind="twilio", address="+18045550100", webhook_secret=auth_token)
+    channel = create_channel(
+        client,
+        tenant,
+        kind="twilio",
+        address="+18045550100",
+        webhook_secret=auth_token,
+        credentials={"account_sid": "AC" + "0" * 32},
+    )
     base = str(client.base_url).rstrip("/")
     form = twilio_form(
         channel, "SM1", NumMedia="2", MediaUrl0="https://api.twilio.com/m/0", MediaUrl1="https://api.twilio.com/m/1"

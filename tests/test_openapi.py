@@ -8,7 +8,12 @@ from tests.conftest import OPERATOR_TOKEN, make_settings
 from tests.support import create_channel, create_company, post_signed, sms_payload
 
 ERROR_MODEL = {"$ref": "#/components/schemas/ErrorOut"}
-UNAUTHENTICATED = {("get", "/health"), ("get", "/ready"), ("post", "/v1/webhooks/{channel_id}")}
+UNAUTHENTICATED = {
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("post", "/v1/webhooks/{channel_id}"),
+    ("post", "/v1/webhooks/{channel_id}/status"),
+}
 
 
 @pytest.fixture
@@ -108,9 +113,12 @@ def test_models_name_what_the_routes_answer(document):
         "address",
         "name",
         "webhook_url",
+        "status_url",
         "webhook_secret",
         "position",
     }
+    assert set(schemas["MessageQueuedOut"]["required"]) == {"message_id", "conversation_id", "status", "position"}
+    assert {"status", "status_history", "attempts"} <= set(schemas["MessageDetailOut"]["required"])
     assert set(schemas["WebhookAccepted"]["properties"]) == {
         "message_id",
         "conversation_id",

@@ -25,24 +25,25 @@ def test_compose_file_follows_the_compose_specification():
 def test_every_compose_service_runs_a_real_ledger_command():
     services = YAML(typ="safe").load((ROOT / "compose.yaml").read_text())["services"]
     ledger_services = {name: spec for name, spec in services.items() if "build" in spec}
-    assert set(ledger_services) == {"migrate", "api", "worker"}
+    assert set(ledger_services) == {"migrate", "api", "worker", "dispatcher", "mock-providers"}
     for name, spec in ledger_services.items():
         command = spec["command"]
         assert command[0] == "ledger", name
         parser().parse_args(command[1:])  # exits on an unknown subcommand or option
-        depends = spec["depends_on"]
+        depends = spec.get("depends_on", {})
         assert all(
             condition["condition"] in ("service_healthy", "service_completed_successfully")
             for condition in depends.values()
         ), name
-    for name in ("postgres", "redis", "api"):
+    for name in ("postgres", "redis", "api", "mock-providers"):
         assert "healthcheck" in services[name], name
 
 
 FORBIDDEN_IMPORTS = {
-    "ledger": {"projections", "workers", "api"},
-    "projections": {"workers", "api"},
-    "workers": {"api"},
+    "ledger": {"projections", "workers", "api", "mock_providers"},
+    "projections": {"workers", "api", "mock_providers"},
+    "workers": {"api", "mock_providers"},
+    "mock_providers": {"ledger", "projections", "workers", "api"},  # a stand-in for the outside world
 }
 
 

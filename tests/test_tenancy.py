@@ -77,10 +77,24 @@ def test_roles_are_enforced(client, two_tenants):
 def test_keys_and_webhook_secrets_are_not_stored_in_plain_text(client, two_tenants, db_url):
     (a, a_channel, _), (b, b_channel, _) = two_tenants
     user = client.post("/v1/users", json={"name": "Ann", "role": "agent"}, headers=a.auth).json()
+    account_sid = "AC" + "7e1a" * 8
     twilio = create_channel(
-        client, a, kind="twilio", address="+18045550177", webhook_secret="twilio-auth-token-secret-value"
+        client,
+        a,
+        kind="twilio",
+        address="+18045550177",
+        webhook_secret="twilio-auth-token-secret-value",
+        credentials={"account_sid": account_sid},
     )
+    slack_url = "https://hooks.slack.com/services/T0/B0/slack-webhook-secret-path"
+    slack = client.post(
+        "/v1/channels",
+        json={"kind": "slack", "address": "#sales", "credentials": {"webhook_url": slack_url}},
+        headers=a.auth,
+    )
+    assert slack.status_code == 201 and slack_url not in slack.text and account_sid not in str(twilio)
     secrets = [a.api_key, b.api_key, user["api_key"], a_channel.secret, b_channel.secret, twilio.secret]
+    secrets += [account_sid, slack_url]
     with psycopg.connect(db_url) as conn:
         tables = [
             row[0]
@@ -180,4 +194,37 @@ def test_control_characters_in_names_are_refused(client, db_url, name):
         assert response.status_code == 422, response.text
         assert response.json()["error_code"] == "validation_error"
         assert response.json()["details"][0]["field"] == "name"
+    assert count_events(db_url) == events_before
+
+
+@pytest.mark.parametrize(
+    ("kind", "address", "extra", "field"),
+    [
+        ("twilio", "+18045550100", {"webhook_secret": "twilio-auth-token-0001"}, "credentials.account_sid"),
+        ("sendgrid", "support@acme.test", {}, "credentials.api_key"),
+        ("slack", "#sales", {}, "credentials.webhook_url"),
+        ("slack", "#sales", {"credentials": {"webhook_url": "ftp://hooks"}}, "credentials.webhook_url"),
+        ("sms", "+18045550100", {"credentials": {"password": "x"}}, "credentials.password"),
+    ],
+)
+def test_a_channel_without_its_provider_credentials_is_refused(client, db_url, kind, address, extra, field):
+    tenant = create_company(client)
+    events_before = count_events(db_url)
+    response = client.post("/v1/channels", json={"kind": kind, "address": address, **extra}, headers=tenant.auth)
+    assert response.status_code == 422, response.text
+    assert response.json()["details"][0]["field"] == field
+    assert count_events(db_url) == events_before
+
+
+def test_a_slack_channel_receives_nothing(client, db_url):
+    tenant = create_company(client)
+    slack = client.post(
+        "/v1/channels",
+        json={"kind": "slack", "address": "#sales", "credentials": {"webhook_url": "https://hooks.slack.com/x"}},
+        headers=tenant.auth,
+    ).json()
+    assert slack["status_url"].endswith(f"/v1/webhooks/{slack['id']}/status")
+    events_before = count_events(db_url)
+    response = client.post(f"/v1/webhooks/{slack['id']}", json={"text": "hi"})
+    assert response.status_code == 422 and response.json()["error_code"] == "validation_error"
     assert count_events(db_url) == events_before

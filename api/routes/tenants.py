@@ -45,6 +45,11 @@ class NewChannel(RequestBody):
     webhook_secret: str | None = Field(
         default=None, min_length=16, max_length=200, description="twilio: the account's auth token"
     )
+    credentials: dict[str, Annotated[str, Field(min_length=1, max_length=2000)]] | None = Field(
+        default=None,
+        description="twilio: account_sid; sendgrid: api_key; slack: webhook_url; sms/email/whatsapp: api_key"
+        " (optional). Stored sealed, never answered back.",
+    )
 
 
 @router.post(
@@ -94,7 +99,7 @@ def list_users(request: Request, caller: Caller) -> UsersOut:
 def create_channel(request: Request, caller: Caller, body: Annotated[NewChannel, json_body(NewChannel)]) -> ChannelOut:
     runtime = runtime_of(request)
     channel, secret, position = runtime.ledger.create_channel(
-        caller, body.kind, body.address, body.name, body.webhook_secret
+        caller, body.kind, body.address, body.name, body.webhook_secret, body.credentials
     )
     base_url = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
     return ChannelOut(
@@ -103,6 +108,7 @@ def create_channel(request: Request, caller: Caller, body: Annotated[NewChannel,
         address=channel.address,
         name=channel.name,
         webhook_url=f"{base_url}/v1/webhooks/{channel.id}",
+        status_url=f"{base_url}/v1/webhooks/{channel.id}/status",
         webhook_secret=secret,
         position=position,
     )

@@ -38,6 +38,15 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class StatusReport:
+    """A provider's delivery status callback for one outbound message."""
+
+    provider_message_id: str
+    status: str  # one of ledger.delivery.STATUSES
+    error_code: str | None = None
+
+
+@dataclass(frozen=True)
 class Acknowledgement:
     """What a provider expects back when it is not the ledger's JSON answer."""
 
@@ -55,6 +64,9 @@ class ChannelKind(Protocol):
 
     def parse(self, request: WebhookRequest) -> list[InboundMessage]:
         """Raise InvalidJson, UnsupportedMediaType or ValidationFailed on bad input."""
+
+    def parse_status(self, request: WebhookRequest) -> StatusReport:
+        """A status callback (already verified); raises like parse on bad input."""
 
 
 @cache

@@ -5,10 +5,11 @@ import hmac
 from typing import TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from selectolax.lexbor import LexborHTMLParser
 
-from ledger.channels import InboundMessage, WebhookRequest
+from ledger.channels import InboundMessage, StatusReport, WebhookRequest
+from ledger.delivery import STATUSES, canonical_status
 from ledger.errors import InvalidJson, InvalidSignature, UnsupportedMediaType, ValidationFailed
 from ledger.validation import reject_nul_characters
 
@@ -51,6 +52,28 @@ def validation_details(error: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+class StatusPayload(BaseModel):
+    """A JSON status callback: `{provider_message_id, status, error?}`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"provider_message_id": "sms-1", "status": "delivered"}]})
+
+    provider_message_id: str = Field(min_length=1, max_length=200)
+    status: str = Field(json_schema_extra={"enum": list(STATUSES)})
+    error: str | None = Field(default=None, max_length=200)
+
+    @field_validator("status")
+    @classmethod
+    def known_status(cls, status: str) -> str:
+        known = canonical_status(status)
+        if known is None:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        return known
+
+
+def status_report(provider_message_id: str, status: str, error: str | None) -> StatusReport:
+    return StatusReport(provider_message_id, status, error or None)
+
+
 class SignedJsonKind:
     """A kind whose provider posts JSON signed with X-Ledger-Signature (HMAC-SHA256)."""
 
@@ -65,6 +88,10 @@ class SignedJsonKind:
 
     def messages(self, payload) -> list[InboundMessage]:
         raise NotImplementedError
+
+    def parse_status(self, request: WebhookRequest) -> StatusReport:
+        payload = parse_json(request, StatusPayload)
+        return status_report(payload.provider_message_id, payload.status, payload.error)
 
 
 def preview(text: str) -> str:

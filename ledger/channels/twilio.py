@@ -12,9 +12,10 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.channels import Acknowledgement, InboundMessage, WebhookRequest
-from ledger.channels._payloads import preview, validate
-from ledger.errors import InvalidJson, InvalidSignature, UnsupportedMediaType
+from ledger.channels import Acknowledgement, InboundMessage, StatusReport, WebhookRequest
+from ledger.channels._payloads import preview, status_report, validate
+from ledger.delivery import STATUSES, canonical_status
+from ledger.errors import InvalidJson, InvalidSignature, UnsupportedMediaType, ValidationFailed
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -27,6 +28,16 @@ class TwilioPayload(BaseModel):
     To: str = Field(min_length=1)
     Body: str = ""
     NumMedia: int = Field(default=0, ge=0, le=10)
+
+
+class TwilioStatusPayload(BaseModel):
+    """Twilio's status callback form (the fields the ledger reads; the rest is tolerated)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    MessageSid: str = Field(min_length=1)
+    MessageStatus: str = Field(min_length=1, json_schema_extra={"enum": list(STATUSES)})
+    ErrorCode: str | None = None
 
 
 def form_params(request: WebhookRequest) -> list[tuple[str, str]]:
@@ -87,6 +98,15 @@ class TwilioKind:
                 attachments=media,
             )
         ]
+
+    def parse_status(self, request: WebhookRequest) -> StatusReport:
+        payload = validate(TwilioStatusPayload, dict(form_params(request)))
+        status = canonical_status(payload.MessageStatus)
+        if status is None:
+            raise ValidationFailed.single(
+                "MessageStatus", "unknown_status", f"MessageStatus must be one of {', '.join(STATUSES)}"
+            )
+        return status_report(payload.MessageSid, status, payload.ErrorCode)
 
 
 KIND = TwilioKind()

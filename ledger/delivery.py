@@ -1,0 +1,51 @@
+"""The rules of an outbound message's life: how its status folds and when a failed
+attempt is tried again. Pure functions, shared by the aggregate and the read models."""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "read")
+TERMINAL = ("delivered", "undelivered", "failed")
+RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3, "read": 4}
+# Provider words for the same states (Twilio's MessageStatus values).
+SYNONYMS = {"accepted": "queued", "scheduled": "queued", "canceled": "failed"}
+
+
+def folded(current: str, reported: str) -> str:
+    """The status after a report: it only moves up the ranks; the first terminal status to
+    arrive stays, and only `read` can follow `delivered` (guarantee 6)."""
+    if reported == "read":
+        return "read" if current not in ("undelivered", "failed") else current
+    return reported if RANK[reported] > RANK[current] else current
+
+
+def canonical_status(raw: str) -> str | None:
+    status = raw.strip().lower()
+    status = SYNONYMS.get(status, status)
+    return status if status in RANK else None
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """spec section 7: retry 429 (honouring Retry-After), 5xx and timeouts with exponential
+    backoff and jitter, up to max_attempts; any other 4xx is final at once."""
+
+    max_attempts: int = 5
+    backoff_seconds: float = 1.0
+    timeout_seconds: float = 10.0
+    max_backoff_seconds: float = 300.0
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long an attempt without an outcome is presumed in flight: past this, its
+        dispatcher is presumed dead and the message is tried again with the same key."""
+        return 2 * self.timeout_seconds + 5
+
+    def next_attempt_at(self, now: datetime, attempt: int, retry_after: float | None) -> datetime:
+        """Full jitter over an exponential ceiling, never earlier than the provider asked."""
+        ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
+        delay = random.uniform(ceiling / 2, ceiling)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return now + timedelta(seconds=delay)

@@ -1,0 +1,94 @@
+"""The outbox: one row per outbound message the dispatcher has still to settle, with the
+time it is due. The dispatcher claims due rows with FOR UPDATE SKIP LOCKED and a lease, so
+a waiting retry holds no worker. The rows are an index; the conversation stream decides."""
+
+from datetime import datetime
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from ledger.messaging import Conversation
+from projections import Projection
+
+PROJECTION = Projection(
+    "outbox",
+    ddl=[
+        """create table if not exists outbox (
+            message_id uuid primary key,
+            conversation_id uuid not null,
+            company_id uuid not null,
+            channel_id uuid not null,
+            recipient text not null,
+            message_type text not null,
+            body text not null,
+            attachments jsonb not null,
+            queued_at timestamptz not null,
+            due_at timestamptz not null,
+            lease_until timestamptz
+        )""",
+        "create index if not exists outbox_due on outbox (due_at)",
+    ],
+    tables=["outbox"],
+)
+
+
+@PROJECTION.on(Conversation.OutboundMessageQueued)
+def queued(cursor, event: Conversation.OutboundMessageQueued, position: int) -> None:
+    cursor.execute(
+        """insert into outbox (message_id, conversation_id, company_id, channel_id, recipient, message_type, body,
+               attachments, queued_at, due_at)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           on conflict (message_id) do nothing""",
+        [
+            event.message_id,
+            event.originator_id,
+            event.company_id,
+            event.channel_id,
+            event.to,
+            event.message_type,
+            event.body,
+            Jsonb(event.attachments),
+            event.recorded_at,
+            event.recorded_at,
+        ],
+    )
+
+
+@PROJECTION.on(Conversation.OutboundAttemptFailed)
+def attempt_failed(cursor, event: Conversation.OutboundAttemptFailed, position: int) -> None:
+    cursor.execute(
+        "update outbox set due_at = %s, lease_until = null where message_id = %s",
+        [event.next_attempt_at, event.message_id],
+    )
+
+
+@PROJECTION.on(Conversation.OutboundMessageSent)
+@PROJECTION.on(Conversation.OutboundMessageFailed)
+def settled(cursor, event, position: int) -> None:
+    cursor.execute("delete from outbox where message_id = %s", [event.message_id])
+
+
+def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[dict]:
+    """Leases up to `limit` due rows to the caller; a row leased by a live dispatcher is
+    skipped, one whose lease ran out (its dispatcher died) is due again."""
+    with conn.transaction():
+        rows = conn.execute(
+            """update outbox set lease_until = now() + make_interval(secs => %s)
+               where message_id in (
+                   select message_id from outbox
+                   where due_at <= now() and (lease_until is null or lease_until < now())
+                   order by due_at limit %s for update skip locked)
+               returning message_id, conversation_id, channel_id, recipient, message_type, body, attachments,
+                         queued_at""",
+            [lease_seconds, limit],
+        ).fetchall()
+    columns = ("message_id", "conversation_id", "channel_id", "to", "message_type", "body", "attachments", "queued_at")
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def reschedule(conn: Connection, message_id: str, due_at: datetime) -> None:
+    conn.execute("update outbox set due_at = %s, lease_until = null where message_id = %s", [due_at, message_id])
+
+
+def remove(conn: Connection, message_id: str) -> None:
+    conn.execute("delete from outbox where message_id = %s", [message_id])
