@@ -147,17 +147,17 @@ def runtime(settings) -> Iterator[Runtime]:
     built.close()
 
 
-class LiveServer:
-    """The ASGI app served by uvicorn on a loopback port, in a thread."""
+class Served:
+    """An ASGI app served by uvicorn on a free loopback port, in a thread."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, app) -> None:
         port = free_port()
-        config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.url = f"http://127.0.0.1:{port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self):
         self.thread.start()
         started = threading.Event()
         while not self.server.started and self.thread.is_alive():
@@ -168,6 +168,13 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class LiveServer(Served):
+    """The ledger's API on a loopback port, in a thread."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(create_app(runtime))
 
 
 @pytest.fixture
@@ -193,3 +200,56 @@ def forget_the_installed_projector():
 @pytest.fixture
 def work(runtime):
     return lambda: run_worker(runtime)
+
+
+@pytest.fixture(scope="session")
+def mock_providers_server() -> Iterator:
+    from mock_providers.app import create_app
+    from tests.support import MockProviders
+
+    with Served(create_app()) as served:
+        mock = MockProviders(served.url)
+        yield mock
+        mock.http.close()
+
+
+@pytest.fixture
+def mock_providers(mock_providers_server):
+    """The mock providers, without faults, callbacks or logged requests."""
+    mock_providers_server.reset()
+    yield mock_providers_server
+    mock_providers_server.reset()
+
+
+def dispatch_config(client, mock_providers, **policy):
+    from ledger.delivery import SendPolicy
+    from ledger.providers import providers
+    from workers.dispatcher import DispatchConfig
+
+    return DispatchConfig(
+        policy=SendPolicy(**{"backoff_seconds": 0.05, "timeout_seconds": 1.0, **policy}),
+        provider_urls=dict.fromkeys(providers(), mock_providers.url),
+        base_url=str(client.base_url).rstrip("/"),
+        concurrency=8,
+        poll_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def sending(runtime, client, mock_providers) -> Iterator[None]:
+    """A dispatcher and the projections' sweep, running in this process against the mock providers."""
+    from workers.dispatcher import Dispatcher
+    from workers.process import sweep_forever
+
+    dispatcher = Dispatcher(runtime.ledger, runtime.pool, runtime.projector, dispatch_config(client, mock_providers))
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=dispatcher.run, args=(stop,)),
+        threading.Thread(target=sweep_forever, args=(runtime.projector, 0.05, stop)),
+    ]
+    for thread in threads:
+        thread.start()
+    yield
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)

@@ -3,6 +3,9 @@
 import hashlib
 import hmac
 import itertools
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -86,3 +89,69 @@ def count_events(db_url: str, topic_suffix: str = "") -> int:
         return conn.execute("select count(*) from ledger_events where topic like %s", [f"%{topic_suffix}"]).fetchone()[
             0
         ]
+
+
+def poll(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> object:
+    """The condition's first truthy value, checked every 20 ms until the deadline."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        pause.wait(0.02)
+    return value
+
+
+class MockProviders:
+    """The mock providers' control endpoints (spec section 7), over HTTP."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def requests(self) -> list[dict]:
+        return self.http.get("/_requests").raise_for_status().json()
+
+    def faults(self, *kinds: str, retry_after: float = 1, delay_seconds: float = 2.0) -> None:
+        """Fails the next calls with these faults, in order."""
+        body = {"next": list(kinds), "retry_after": retry_after, "delay_seconds": delay_seconds}
+        self.http.put("/_faults", json=body).raise_for_status()
+
+    def random_faults(self, rate: float, kinds: list[str], seed: int, retry_after: float, delay_seconds: float) -> None:
+        body = {"rate": rate, "kinds": kinds, "seed": seed, "retry_after": retry_after, "delay_seconds": delay_seconds}
+        self.http.put("/_faults", json=body).raise_for_status()
+
+    def callbacks(self, *statuses: str, delay_seconds: float = 0.2) -> None:
+        self.http.put(
+            "/_callbacks", json={"statuses": list(statuses), "delay_seconds": delay_seconds}
+        ).raise_for_status()
+
+    def reset(self) -> None:
+        for control in ("/_faults", "/_requests", "/_callbacks"):
+            self.http.delete(control).raise_for_status()
+
+
+SETTLED = ("sent", "delivered", "undelivered", "failed", "read")
+
+
+def queue_message(
+    client: httpx.Client, tenant: Tenant, channel: ChannelInfo, to: str, body: str = "Hi", key: str | None = None
+) -> httpx.Response:
+    headers = {**tenant.auth, **({"Idempotency-Key": key} if key else {})}
+    return client.post("/v1/messages", json={"channel_id": channel.id, "to": to, "body": body}, headers=headers)
+
+
+def read_message(client: httpx.Client, tenant: Tenant, message_id: str) -> dict:
+    response = client.get(f"/v1/messages/{message_id}", headers=tenant.auth)
+    assert response.status_code in (200, 404), response.text
+    return response.json()
+
+
+def settled_message(client: httpx.Client, tenant: Tenant, message_id: str, timeout: float = 20.0) -> dict:
+    """The message once the dispatcher is done with it and its read model shows that."""
+
+    def settled() -> dict | None:
+        message = read_message(client, tenant, message_id)
+        done = message.get("status") in SETTLED and all(a["outcome"] for a in message["attempts"][-1:])
+        return message if done else None
+
+    return poll(settled, timeout, what=f"message {message_id} settling")

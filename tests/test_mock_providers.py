@@ -8,8 +8,7 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import parse_qsl
@@ -17,7 +16,6 @@ from urllib.parse import parse_qsl
 import httpx
 import orjson
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from python_http_client.exceptions import HTTPError as SendgridHTTPError
 from sendgrid import SendGridAPIClient
@@ -32,40 +30,12 @@ from api import cli
 from api.embedded import free_port
 from api.supervisor import Child, CrashLoop
 from mock_providers.app import create_app
+from tests.conftest import Served
+from tests.support import poll
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-token"
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-
-
-def poll(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition") -> object:
-    """The condition's first truthy value, checked every 20 ms until the deadline."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
-        pause.wait(0.02)
-    return value
-
-
-class Served:
-    """An ASGI app served by uvicorn on a free loopback port, in a thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.url = f"http://127.0.0.1:{port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "Served":
-        self.thread.start()
-        poll(lambda: self.server.started or not self.thread.is_alive(), what="uvicorn starting")
-        assert self.server.started, "uvicorn did not start"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @dataclass

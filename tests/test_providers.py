@@ -14,15 +14,14 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
-import uvicorn
 
 from api.embedded import free_port
 from ledger.providers import Delivery, ProviderAnswer, providers
 from ledger.providers._http import NO_MESSAGE_ID, classify, parse_retry_after, scrub
 from ledger.providers.slack import webhook_url
 from ledger.providers.sms import message_type
+from tests.support import MockProviders
 
 KINDS = ["twilio", "sendgrid", "slack", "sms", "email", "whatsapp"]
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -68,77 +67,16 @@ def send(kind: str, delivery: Delivery, base_url: str | None, timeout: float = 5
     return answer
 
 
-def wait_until(predicate, seconds: float = 10.0, what: str = "the condition"):
-    """A bounded poll: the predicate's first truthy value, or a failure at the deadline."""
-    deadline = time.monotonic() + seconds
-    pause = threading.Event()
-    while True:
-        if value := predicate():
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {seconds} s"
-        pause.wait(0.01)
-
-
-class Served:
-    """An ASGI app served by uvicorn on a loopback port, in a thread (as conftest's LiveServer)."""
-
-    def __init__(self, app) -> None:
-        port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5)
-        self.server = uvicorn.Server(config)
-        self.url = f"http://127.0.0.1:{port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "Served":
-        self.thread.start()
-        wait_until(lambda: self.server.started or not self.thread.is_alive(), what="uvicorn's start")
-        assert self.server.started, "uvicorn did not start"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-class Mock:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=10)
-
-    def requests(self) -> list[dict]:
-        return self.http.get("/_requests").raise_for_status().json()
-
-    def faults(self, *kinds: str, retry_after: int = 1, delay_seconds: float = 2.0) -> None:
-        body = {"next": list(kinds), "retry_after": retry_after, "delay_seconds": delay_seconds}
-        self.http.put("/_faults", json=body).raise_for_status()
-
-    def reset(self) -> None:
-        self.http.delete("/_faults").raise_for_status()
-        self.http.delete("/_requests").raise_for_status()
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[Mock]:
-    from mock_providers.app import create_app
-
-    with Served(create_app()) as served:
-        mock = Mock(served.url)
-        yield mock
-        mock.http.close()
-
-
 @pytest.fixture
-def mock(mock_server) -> Iterator[Mock]:
-    mock_server.reset()
-    yield mock_server
-    mock_server.reset()
+def mock(mock_providers) -> MockProviders:
+    return mock_providers
 
 
 def expected_to(delivery: Delivery) -> str | None:
     return None if delivery.kind == "slack" else delivery.to
 
 
-def only_entry(mock: Mock) -> dict:
+def only_entry(mock: MockProviders) -> dict:
     entries = mock.requests()
     assert len(entries) == 1, entries
     return entries[0]
