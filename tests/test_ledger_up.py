@@ -158,7 +158,7 @@ def test_ledger_up_with_server_urls_starts_no_server(server_dir, db_url, redis_u
             assert client.get("/v1/users", headers=tenant.auth).status_code == 200
         assert not (data_dir / "postgres").exists() and not (data_dir / "redis").exists()
         commands = [" ".join(process.cmdline()) for process in processes_of(data_dir)]
-        assert len(commands) == 3, commands  # ledger up, its API and its worker
+        assert len(commands) == 4, commands  # ledger up, its API, its worker and its dispatcher
         assert not any("postgres" in command or "redis-server" in command for command in commands)
     finally:
         up.stop()
