@@ -15,7 +15,16 @@ import httpx
 import psutil
 
 from api.embedded import free_port
-from tests.support import create_channel, create_company, post_signed, read_conversation, sms_payload
+from tests.support import (
+    create_channel,
+    create_company,
+    poll,
+    post_signed,
+    queue_message,
+    read_conversation,
+    read_message,
+    sms_payload,
+)
 
 LEDGER = str(Path(sys.executable).parent / "ledger")
 
@@ -36,7 +45,7 @@ def processes_of(data_dir: Path) -> list[psutil.Process]:
 
 
 class LedgerUp:
-    def __init__(self, data_dir: Path, **env_vars: str) -> None:
+    def __init__(self, data_dir: Path, *options: str, **env_vars: str) -> None:
         self.port = free_port()
         env = {
             key: value
@@ -46,7 +55,7 @@ class LedgerUp:
         env.update(env_vars, LEDGER_DATA_DIR=str(data_dir))
         self.env = env
         self.process = subprocess.Popen(
-            [LEDGER, "up", "--port", str(self.port)],
+            [LEDGER, "up", "--port", str(self.port), *options],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -216,4 +225,47 @@ def test_ledger_up_stops_at_once_when_a_child_dies_while_starting(server_dir, db
     assert up.returncode != 0
     assert "api exited (exit code" in up.stderr and "while starting" in up.stderr, up.stderr[-2000:]
     assert time.monotonic() - started < 30
+    assert processes_of(data_dir) == []
+
+
+def test_the_send_walkthrough_with_ledger_up_and_its_mock_providers(server_dir, db_url, redis_url):
+    """The README's walkthrough: a reply through each kind of provider, a Twilio delivery callback."""
+    data_dir = server_dir / "data"
+    mock_port = free_port()
+    up = LedgerUp(
+        data_dir,
+        "--mock-providers",
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        LEDGER_MOCK_PROVIDERS_PORT=str(mock_port),
+    )
+    mock_url = f"http://127.0.0.1:{mock_port}"
+    try:
+        assert f"mock providers: {mock_url}\n" in up.output
+        with httpx.Client(base_url=up.url, timeout=30) as client:
+            tenant = create_company(client, operator_token=up.token)
+            sms = create_channel(client, tenant)
+            twilio = create_channel(
+                client,
+                tenant,
+                kind="twilio",
+                address="+18045550111",
+                webhook_secret="twilio-auth-token-0123456789",
+                credentials={"account_sid": "AC" + "5a" * 16},
+            )
+            httpx.put(f"{mock_url}/_callbacks", json={"statuses": ["sent", "delivered"]}).raise_for_status()
+            ids = [
+                queue_message(client, tenant, channel, "+18045551234").json()["message_id"] for channel in (sms, twilio)
+            ]
+
+            def statuses() -> list[str | None]:
+                return [read_message(client, tenant, message_id).get("status") for message_id in ids]
+
+            poll(lambda: statuses() == ["sent", "delivered"], timeout=30, what="the sends")
+        logged = httpx.get(f"{mock_url}/_requests").json()
+        assert sorted((entry["provider"], entry["idempotency_key"]) for entry in logged) == sorted(
+            zip(["sms", "twilio"], ids, strict=True)
+        )
+    finally:
+        up.stop()
     assert processes_of(data_dir) == []
