@@ -35,12 +35,19 @@ class SendPolicy:
     backoff_seconds: float = 1.0
     timeout_seconds: float = 10.0
     max_backoff_seconds: float = 300.0
+    grace_seconds: float = 5.0
 
     @property
     def lease_seconds(self) -> float:
         """How long an attempt without an outcome is presumed in flight: past this, its
         dispatcher is presumed dead and the message is tried again with the same key."""
-        return 2 * self.timeout_seconds + 5
+        return 2 * self.timeout_seconds + self.grace_seconds
+
+    @property
+    def max_started_attempts(self) -> int:
+        """Attempts whose outcome a crash lost are tried again beyond max_attempts, but not
+        forever: a message whose sending kills its dispatcher every time still ends."""
+        return 2 * self.max_attempts
 
     def next_attempt_at(self, now: datetime, attempt: int, retry_after: float | None) -> datetime:
         """Full jitter over an exponential ceiling, never earlier than the provider asked."""

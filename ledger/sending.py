@@ -166,6 +166,11 @@ class Sending:
             not_before = waiting_until(message, policy, datetime.now(UTC))
             if not_before is not None:
                 return NextStep("wait", not_before=not_before)
+            if message["attempts"] >= policy.max_started_attempts:
+                reason = f"gave up after {message['attempts']} attempts, the last ones without an outcome"
+                conversation.mark_failed(message_id, message["attempts"], None, reason, DISPATCHER)
+                self.commit(conversation)
+                return NextStep("done")
             attempt = conversation.start_attempt(message_id, DISPATCHER)
             self.commit(conversation)
             return NextStep("send", attempt=attempt)

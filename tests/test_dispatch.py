@@ -142,3 +142,27 @@ def test_a_dispatcher_killed_mid_call_is_replaced_and_the_message_is_delivered_o
     assert [entry["accepted"] for entry in log] == [True, False]  # the retry was a replay, not a second delivery
     assert {entry["idempotency_key"] for entry in log} == {message_id}
     assert message["provider_message_id"] == log[0]["provider_message_id"]
+
+
+def test_attempts_that_never_get_an_outcome_are_retried_then_the_message_fails(client, runtime):
+    """A dispatcher that dies on every call of one message (the outcome is never recorded):
+    each lost attempt is tried again with the same key, up to twice max_attempts, then the send ends."""
+    from uuid import UUID
+
+    from ledger.delivery import SendPolicy
+
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    queued = queue_message(client, tenant, channel, CUSTOMER).json()
+    conversation_id, message_id = UUID(queued["conversation_id"]), queued["message_id"]
+    policy = SendPolicy(max_attempts=2, timeout_seconds=0.05, grace_seconds=0)
+
+    def next_step():  # what a dispatcher does once the lost attempt's lease has run out
+        step = runtime.ledger.begin_attempt(conversation_id, message_id, policy)
+        return None if step.action == "wait" else (step.action, step.attempt)
+
+    steps = [poll(next_step, what="the lease running out") for _ in range(5)]
+    assert steps == [("send", 1), ("send", 2), ("send", 3), ("send", 4), ("done", 0)]
+    conversation = runtime.ledger.repository.get(conversation_id)
+    assert conversation.outbound[message_id]["status"] == "failed"
+    assert runtime.ledger.begin_attempt(conversation_id, message_id, policy).action == "done"

@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from ledger.application import Ledger
 from ledger.delivery import SendPolicy
-from ledger.providers import Delivery, providers
+from ledger.providers import Delivery, ProviderAnswer, providers
 from projections import outbox
 from projections.runner import DATABASE_UNAVAILABLE, PROJECTION_STOPPED, ProjectionFailed, Projector
 
@@ -80,9 +80,12 @@ class Dispatcher:
             self._reschedule(message_id, step.not_before)
             return
         delivery = self._delivery(row)
-        provider = providers()[delivery.kind]
-        base_url = self.config.provider_urls.get(delivery.kind)
-        answer = provider.send(delivery, base_url, self.config.policy.timeout_seconds)
+        provider = providers().get(delivery.kind)
+        if provider is None:
+            answer = ProviderAnswer("rejected", None, reason=f"{delivery.kind} channels cannot send")
+        else:
+            base_url = self.config.provider_urls.get(delivery.kind)
+            answer = provider.send(delivery, base_url, self.config.policy.timeout_seconds)
         recorded = self.ledger.record_outcome(conversation_id, message_id, step.attempt, answer, self.config.policy)
         # The outbox projection does the same from the events; doing it now frees the row at once.
         if recorded.settled:
