@@ -13,9 +13,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 
 from api.errors import ProjectionLagging
 from api.runtime import Runtime
-from ledger.application import Principal
 from ledger.credentials import constant_time_equal
 from ledger.errors import NotFound, Unauthorized, UnsupportedMediaType, ValidationFailed
+from ledger.tenants import Principal
 
 T = TypeVar("T")
 Body = TypeVar("Body", bound=BaseModel)

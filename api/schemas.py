@@ -61,15 +61,22 @@ class UsersOut(BaseModel):
     items: list[UserOut]
 
 
-class ChannelOut(BaseModel):
+class ChannelInfoOut(BaseModel):
     id: UUID
     kind: str
     address: str
     name: str
     webhook_url: str = Field(description="where the provider posts inbound messages")
     status_url: str = Field(description="where the provider posts delivery status callbacks")
+
+
+class ChannelOut(ChannelInfoOut):
     webhook_secret: str = Field(description="returned once; provider credentials are never returned")
     position: int
+
+
+class ChannelsOut(BaseModel):
+    items: list[ChannelInfoOut]
 
 
 class MessageQueuedOut(BaseModel):

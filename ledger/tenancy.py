@@ -33,12 +33,19 @@ class Company(LedgerAggregate):
         def apply(self, company: "Company") -> None:
             company.user_ids.append(self.user_id)
 
+    class ChannelAdded(LedgerAggregate.Event):
+        channel_id: str
+
+        def apply(self, company: "Company") -> None:
+            company.channel_ids.append(self.channel_id)
+
     def __init__(self, company_id: str, actor: str, name: str, admin_user_id: str, bot_user_id: str) -> None:
         self.company_id = company_id
         self.name = name
         self.admin_user_id = admin_user_id
         self.bot_user_id = bot_user_id
         self.user_ids = [admin_user_id, bot_user_id]
+        self.channel_ids: list[str] = []
 
     @classmethod
     def create(cls, name: str, actor: str) -> "Company":
@@ -55,6 +62,9 @@ class Company(LedgerAggregate):
 
     def add_user(self, user_id: UUID, actor: str) -> None:
         self._record(self.UserAdded, actor, user_id=str(user_id))
+
+    def add_channel(self, channel_id: UUID, actor: str) -> None:
+        self._record(self.ChannelAdded, actor, channel_id=str(channel_id))
 
 
 class User(LedgerAggregate):
@@ -160,6 +170,15 @@ class Channel(LedgerAggregate):
         self.name = name
         self.sealed_secret = sealed_secret
         self.sealed_credentials = sealed_credentials
+
+    class SecretRotated(LedgerAggregate.Event):
+        sealed_secret: str
+
+        def apply(self, channel: "Channel") -> None:
+            channel.sealed_secret = self.sealed_secret
+
+    def rotate_secret(self, sealed_secret: str, actor: str) -> None:
+        self._record(self.SecretRotated, actor, sealed_secret=sealed_secret)
 
     @classmethod
     def create(

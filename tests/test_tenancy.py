@@ -228,3 +228,55 @@ def test_a_slack_channel_receives_nothing(client, db_url):
     response = client.post(f"/v1/webhooks/{slack['id']}", json={"text": "hi"})
     assert response.status_code == 422 and response.json()["error_code"] == "validation_error"
     assert count_events(db_url) == events_before
+
+
+def test_channels_are_listed_with_their_urls_and_never_their_secrets(client):
+    tenant = create_company(client)
+    agent = client.post("/v1/users", json={"name": "Ann", "role": "agent"}, headers=tenant.auth).json()
+    addresses = [f"+1804555{n:04d}" for n in range(8)]
+    with ThreadPoolExecutor(8) as pool:  # all of them write to the company's stream
+        created = list(pool.map(lambda address: create_channel(client, tenant, address=address), addresses))
+    listed = client.get("/v1/channels", headers=tenant.auth)
+    assert listed.status_code == 200
+    items = listed.json()["items"]
+    assert sorted(item["id"] for item in items) == sorted(channel.id for channel in created)
+    for item in items:
+        assert item["status_url"] == item["webhook_url"] + "/status"
+        assert "webhook_secret" not in item and "credentials" not in item
+    one = client.get(f"/v1/channels/{created[0].id}", headers=tenant.auth).json()
+    assert one["address"] == created[0].address
+    other = create_company(client, "Other")
+    assert client.get(f"/v1/channels/{created[0].id}", headers=other.auth).status_code == 404
+    as_agent = {"Authorization": f"Bearer {agent['api_key']}"}
+    assert client.get("/v1/channels", headers=as_agent).status_code == 403
+
+
+def test_a_rotated_secret_replaces_the_old_one_at_once(client, db_url):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    rotated = client.post(f"/v1/channels/{channel.id}/rotate-secret", json={}, headers=tenant.auth)
+    assert rotated.status_code == 200, rotated.text
+    new_secret = rotated.json()["webhook_secret"]
+    assert new_secret != channel.secret
+    assert post_signed(client, channel, sms_payload(channel)).status_code == 401
+    channel.secret = new_secret
+    assert post_signed(client, channel, sms_payload(channel)).status_code == 201
+
+    twilio = create_channel(
+        client,
+        tenant,
+        kind="twilio",
+        address="+18045550177",
+        webhook_secret="twilio-auth-token-0001",
+        credentials={"account_sid": "AC" + "0" * 32},
+    )
+    events_before = count_events(db_url)
+    refused = client.post(f"/v1/channels/{twilio.id}/rotate-secret", json={}, headers=tenant.auth)
+    assert refused.status_code == 422 and refused.json()["details"][0]["field"] == "webhook_secret"
+    assert count_events(db_url) == events_before
+    token = client.post(
+        f"/v1/channels/{twilio.id}/rotate-secret",
+        json={"webhook_secret": "twilio-auth-token-0002"},
+        headers=tenant.auth,
+    )
+    assert token.status_code == 200 and token.json()["webhook_secret"] == "twilio-auth-token-0002"

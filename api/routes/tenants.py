@@ -5,12 +5,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import ConfigDict, Field
 
-from api.dependencies import Caller, json_body, operator, runtime_of
+from api.dependencies import Caller, json_body, operator, parse_id, runtime_of
 from api.models import RequestBody
 from api.schemas import (
     AUTHENTICATED,
     WITH_BODY,
+    ChannelInfoOut,
     ChannelOut,
+    ChannelsOut,
     CompanyCreatedOut,
     UserCreatedOut,
     UserOut,
@@ -90,6 +92,14 @@ def list_users(request: Request, caller: Caller) -> UsersOut:
     return UsersOut(items=[UserOut(id=user.id, name=user.name, role=user.role) for user in users])
 
 
+class NewSecret(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{}, {"webhook_secret": "the-new-twilio-auth-token"}]})
+
+    webhook_secret: str | None = Field(
+        default=None, min_length=16, max_length=200, description="twilio: the account's new auth token; else omit"
+    )
+
+
 @router.post(
     "/channels",
     status_code=201,
@@ -97,18 +107,46 @@ def list_users(request: Request, caller: Caller) -> UsersOut:
     openapi_extra=request_body({"application/json": [NewChannel]}),
 )
 def create_channel(request: Request, caller: Caller, body: Annotated[NewChannel, json_body(NewChannel)]) -> ChannelOut:
-    runtime = runtime_of(request)
-    channel, secret, position = runtime.ledger.create_channel(
+    channel, secret, position = runtime_of(request).ledger.create_channel(
         caller, body.kind, body.address, body.name, body.webhook_secret, body.credentials
     )
-    base_url = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
-    return ChannelOut(
+    return ChannelOut(**channel_info(request, channel).model_dump(), webhook_secret=secret, position=position)
+
+
+@router.get("/channels", responses=AUTHENTICATED)
+def list_channels(request: Request, caller: Caller) -> ChannelsOut:
+    channels = runtime_of(request).ledger.list_channels(caller)
+    return ChannelsOut(items=[channel_info(request, channel) for channel in channels])
+
+
+@router.get("/channels/{channel_id}", responses=AUTHENTICATED)
+def get_channel(channel_id: str, request: Request, caller: Caller) -> ChannelInfoOut:
+    channel = runtime_of(request).ledger.read_channel(caller, parse_id(channel_id, "channel"))
+    return channel_info(request, channel)
+
+
+@router.post(
+    "/channels/{channel_id}/rotate-secret",
+    responses={**AUTHENTICATED, **WITH_BODY},
+    openapi_extra=request_body({"application/json": [NewSecret]}),
+    description="A new webhook secret, returned once; the old one stops working at once.",
+)
+def rotate_secret(
+    channel_id: str, request: Request, caller: Caller, body: Annotated[NewSecret, json_body(NewSecret)]
+) -> ChannelOut:
+    channel, secret, position = runtime_of(request).ledger.rotate_secret(
+        caller, parse_id(channel_id, "channel"), body.webhook_secret
+    )
+    return ChannelOut(**channel_info(request, channel).model_dump(), webhook_secret=secret, position=position)
+
+
+def channel_info(request: Request, channel) -> ChannelInfoOut:
+    base_url = (runtime_of(request).settings.public_url or str(request.base_url)).rstrip("/")
+    return ChannelInfoOut(
         id=channel.id,
         kind=channel.kind,
         address=channel.address,
         name=channel.name,
         webhook_url=f"{base_url}/v1/webhooks/{channel.id}",
         status_url=f"{base_url}/v1/webhooks/{channel.id}/status",
-        webhook_secret=secret,
-        position=position,
     )
