@@ -9,7 +9,7 @@ STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "
 TERMINAL = ("delivered", "undelivered", "failed")
 RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3, "read": 4}
 # Provider words for the same states (Twilio's MessageStatus values).
-SYNONYMS = {"accepted": "queued", "scheduled": "queued", "canceled": "failed"}
+SYNONYMS = {"accepted": "queued", "scheduled": "queued", "canceled": "failed", "partially_delivered": "delivered"}
 
 
 def folded(current: str, reported: str) -> str:
@@ -35,13 +35,14 @@ class SendPolicy:
     backoff_seconds: float = 1.0
     timeout_seconds: float = 10.0
     max_backoff_seconds: float = 300.0
+    max_retry_after_seconds: float = 3600.0  # a provider asking for longer is waited for this long
     grace_seconds: float = 5.0
 
     @property
     def lease_seconds(self) -> float:
         """How long an attempt without an outcome is presumed in flight: past this, its
         dispatcher is presumed dead and the message is tried again with the same key."""
-        return 2 * self.timeout_seconds + self.grace_seconds
+        return 3 * self.timeout_seconds + self.grace_seconds  # connect, send and read may each take the timeout
 
     @property
     def max_started_attempts(self) -> int:
@@ -54,5 +55,5 @@ class SendPolicy:
         ceiling = min(self.max_backoff_seconds, self.backoff_seconds * 2 ** (attempt - 1))
         delay = random.uniform(ceiling / 2, ceiling)
         if retry_after is not None:
-            delay = max(delay, retry_after)
+            delay = max(delay, min(retry_after, self.max_retry_after_seconds))
         return now + timedelta(seconds=delay)

@@ -53,7 +53,8 @@ class Conversation(LedgerAggregate):
                 "attempt_open_since": None,  # ISO time of an attempt with no outcome yet
                 "not_before": None,  # ISO time before which no attempt may start
                 "settled": False,  # sent or failed: the dispatcher is done with it
-                "reports": [],  # [status, error_code] of every callback recorded
+                "provider_message_id": None,  # once sent
+                "reports": [],  # [provider status, error code] of every callback recorded
             }
 
     class OutboundAttemptStarted(LedgerAggregate.Event):
@@ -87,6 +88,7 @@ class Conversation(LedgerAggregate):
         def apply(self, conversation: "Conversation") -> None:
             message = conversation.outbound[self.message_id]
             message.update(attempt_open_since=None, settled=True, status=folded(message["status"], "sent"))
+            message["provider_message_id"] = self.provider_message_id
 
     class OutboundMessageFailed(LedgerAggregate.Event):
         message_id: str
@@ -102,12 +104,20 @@ class Conversation(LedgerAggregate):
         message_id: str
         provider_message_id: str
         status: str
+        provider_status: str
         error_code: str | None
 
         def apply(self, conversation: "Conversation") -> None:
             message = conversation.outbound[self.message_id]
-            message["reports"].append([self.status, self.error_code])
+            message["reports"].append([self.provider_status, self.error_code])
             message["status"] = folded(message["status"], self.status)
+
+    # 2: `outbound` was added; snapshots taken before have none.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict) -> None:
+        state["outbound"] = {}
 
     def __init__(
         self,
@@ -252,11 +262,17 @@ class Conversation(LedgerAggregate):
         )
 
     def report_status(
-        self, message_id: str, provider_message_id: str, status: str, error_code: str | None, actor: str
+        self,
+        message_id: str,
+        provider_message_id: str,
+        status: str,
+        provider_status: str,
+        error_code: str | None,
+        actor: str,
     ) -> bool:
-        """Records a provider's status report unless it repeats one already recorded;
-        True when it was recorded."""
-        if [status, error_code] in self.outbound[message_id]["reports"]:
+        """Records a provider's status report unless it repeats one already recorded (the same
+        status in the provider's words, the same error code); True when it was recorded."""
+        if [provider_status, error_code] in self.outbound[message_id]["reports"]:
             return False
         self._record(
             self.DeliveryStatusReported,
@@ -264,6 +280,7 @@ class Conversation(LedgerAggregate):
             message_id=message_id,
             provider_message_id=provider_message_id,
             status=status,
+            provider_status=provider_status,
             error_code=error_code,
         )
         return True

@@ -1,9 +1,11 @@
 """Outbound sends: the commands that queue a message, that a dispatcher runs around each
 provider call, and that record a provider's status callback. Mixed into the Ledger."""
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from uuid import UUID, uuid4
 
 from ledger.addresses import normalize
@@ -38,6 +40,7 @@ class NextStep:
     action: Literal["send", "wait", "done"]
     attempt: int = 0
     not_before: datetime | None = None
+    started_at: datetime | None = None  # when the attempt to send was recorded
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,8 @@ class Sending:
                 return NextStep("done")
             attempt = conversation.start_attempt(message_id, DISPATCHER)
             self.commit(conversation)
-            return NextStep("send", attempt=attempt)
+            started_at = datetime.fromisoformat(conversation.outbound[message_id]["attempt_open_since"])
+            return NextStep("send", attempt=attempt, started_at=started_at)
 
         return self.retry_on_conflict(decide)
 
@@ -231,21 +235,49 @@ class Sending:
         kind = channel_kinds()[channel.kind]
         kind.verify(self.channel_secret(channel), request)
         report = kind.parse_status(request)
-        receipt = self.find(OutboundReceipt, OutboundReceipt.id_for(str(channel.id), report.provider_message_id))
-        if receipt is None:
-            raise NotFound("no message sent on this channel has this provider message id")
+        conversation_id, message_id = self._message_reported_on(channel, report.provider_message_id, request.url)
         actor = f"provider:{channel.id}"
 
         def record() -> StatusRecorded:
-            conversation = self.get_owned(Conversation, UUID(receipt.conversation_id), channel.company_id)
+            conversation = self.get_owned(Conversation, conversation_id, channel.company_id)
             recorded = conversation.report_status(
-                receipt.message_id, report.provider_message_id, report.status, report.error_code, actor
+                message_id,
+                report.provider_message_id,
+                report.status,
+                report.provider_status or report.status,
+                report.error_code,
+                actor,
             )
             position = self.commit(conversation) if recorded else self.head_position()
-            status = conversation.outbound[receipt.message_id]["status"]
-            return StatusRecorded(receipt.message_id, status, position, recorded)
+            return StatusRecorded(message_id, conversation.outbound[message_id]["status"], position, recorded)
 
         return self.retry_on_conflict(record)
+
+    def _message_reported_on(self, channel: Channel, provider_message_id: str, url: str) -> tuple[UUID, str]:
+        """The message a callback is about: by the provider's id once the send is recorded; before
+        that (a provider can call back before its answer is recorded) by the ids the dispatcher put
+        in the StatusCallback URL the provider signed."""
+        receipt = self.find(OutboundReceipt, OutboundReceipt.id_for(str(channel.id), provider_message_id))
+        if receipt is not None:
+            return UUID(receipt.conversation_id), receipt.message_id
+        query = dict(parse_qsl(urlsplit(url).query))
+        conversation = None
+        if "conversation_id" in query and "message_id" in query:
+            with suppress(ValueError):
+                conversation = self.find(Conversation, UUID(query["conversation_id"]))
+        if conversation is None or conversation.channel_id != str(channel.id):
+            raise NotFound("no message sent on this channel has this provider message id")
+        message = conversation.outbound.get(query["message_id"])
+        if message is None or message.get("provider_message_id") not in (None, provider_message_id):
+            raise NotFound("no message sent on this channel has this provider message id")
+        return conversation.id, query["message_id"]
+
+
+def status_url(base_url: str, channel_id: str, conversation_id: str, message_id: str) -> str:
+    """Where a provider posts a message's status callbacks: the channel's status URL, naming the
+    message so that a callback that overtakes the send's answer still finds it."""
+    query = urlencode({"conversation_id": conversation_id, "message_id": message_id})
+    return f"{base_url}/v1/webhooks/{channel_id}/status?{query}"
 
 
 def waiting_until(message: dict, policy: SendPolicy, now: datetime) -> datetime | None:

@@ -86,8 +86,14 @@ def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[dict]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def reschedule(conn: Connection, message_id: str, due_at: datetime) -> None:
-    conn.execute("update outbox set due_at = %s, lease_until = null where message_id = %s", [due_at, message_id])
+def reschedule(conn: Connection, message_id: str, due_at: datetime, min_delay_seconds: float) -> None:
+    """Due again at due_at by the dispatcher's clock, and not sooner than min_delay_seconds by the
+    database's, so that a database clock ahead of the dispatcher's cannot make it spin on the row."""
+    conn.execute(
+        """update outbox set due_at = greatest(%s, now() + make_interval(secs => %s)), lease_until = null
+           where message_id = %s""",
+        [due_at, min_delay_seconds, message_id],
+    )
 
 
 def remove(conn: Connection, message_id: str) -> None:

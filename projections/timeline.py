@@ -135,7 +135,14 @@ def message_failed(cursor, event: Conversation.OutboundMessageFailed, position: 
 @PROJECTION.on(Conversation.DeliveryStatusReported)
 def status_reported(cursor, event: Conversation.DeliveryStatusReported, position: int) -> None:
     def change(message: dict) -> None:
-        add_status(message, event.status, event.recorded_at, "provider", error_code=event.error_code)
+        add_status(
+            message,
+            event.status,
+            event.recorded_at,
+            "provider",
+            provider_status=event.provider_status,
+            error_code=event.error_code,
+        )
 
     update_message(cursor, event.message_id, change)
 

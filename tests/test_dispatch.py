@@ -166,3 +166,23 @@ def test_attempts_that_never_get_an_outcome_are_retried_then_the_message_fails(c
     conversation = runtime.ledger.repository.get(conversation_id)
     assert conversation.outbound[message_id]["status"] == "failed"
     assert runtime.ledger.begin_attempt(conversation_id, message_id, policy).action == "done"
+
+
+def test_a_dispatcher_bug_during_a_call_is_recorded_and_the_send_still_ends(
+    client, mock_providers, monkeypatch, sending
+):
+    from ledger.providers import providers
+
+    class BrokenProvider:
+        kind = "sms"
+
+        def send(self, delivery, base_url, timeout):
+            raise TypeError("a bug in an adapter")
+
+    monkeypatch.setitem(providers(), "sms", BrokenProvider())
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    message = settled_message(client, tenant, queue_message(client, tenant, channel, CUSTOMER).json()["message_id"])
+    assert message["status"] == "failed" and len(message["attempts"]) == 5
+    assert "the dispatcher failed: TypeError" in message["failure_reason"]
+    assert mock_providers.requests() == []

@@ -136,3 +136,47 @@ def test_bad_signatures_unknown_ids_and_statuses_append_nothing(client, db_url, 
         "position": accepted.json()["position"],
     }
     assert count_events(db_url) == events_before + 1
+
+
+def test_a_callback_that_overtakes_the_sends_answer_is_kept(client, runtime, db_url):
+    """The provider may call back before the dispatcher recorded its answer: the StatusCallback
+    URL names the message, so the callback is recorded, and the send's outcome folds under it."""
+    from uuid import UUID
+
+    from ledger.delivery import SendPolicy
+    from ledger.providers import ProviderAnswer
+    from ledger.sending import status_url
+
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    queued = queue_message(client, tenant, channel, CUSTOMER).json()
+    conversation_id, message_id = UUID(queued["conversation_id"]), queued["message_id"]
+    policy = SendPolicy()
+    assert runtime.ledger.begin_attempt(conversation_id, message_id, policy).action == "send"
+
+    url = status_url(str(client.base_url).rstrip("/"), channel.id, str(conversation_id), message_id)
+    raw = orjson.dumps({"provider_message_id": "sms-early", "status": "delivered"})
+    headers = {"Content-Type": "application/json", "X-Ledger-Signature": sign(channel.secret, raw)}
+    early = client.post(url, content=raw, headers=headers)
+    assert early.status_code == 200, early.text
+    assert early.json()["status"] == "delivered"
+    elsewhere = client.post(url.replace(f"message_id={message_id}", "message_id=nope"), content=raw, headers=headers)
+    assert elsewhere.status_code == 404
+
+    answer = ProviderAnswer("sent", 200, provider_message_id="sms-early")
+    recorded = runtime.ledger.record_outcome(conversation_id, message_id, 1, answer, policy)
+    assert (recorded.status, recorded.settled) == ("delivered", True)
+    read = post_status(client, channel, {"provider_message_id": "sms-early", "status": "read"})
+    assert read.json()["status"] == "read"  # found by its provider id now
+
+
+def test_distinct_provider_words_are_distinct_callbacks(client, db_url, mock_providers, sending):
+    tenant = create_company(client)
+    channel = twilio_channel(client, tenant)
+    message = settled_message(client, tenant, queue_message(client, tenant, channel, CUSTOMER).json()["message_id"])
+    form = {"MessageSid": message["provider_message_id"], "AccountSid": ACCOUNT_SID}
+    for status in ("accepted", "queued", "queued", "partially_delivered"):
+        answer = post_twilio_status(client, channel, {**form, "MessageStatus": status})
+        assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "delivered"
+    assert count_events(db_url, REPORTED) == 3

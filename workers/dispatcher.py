@@ -12,17 +12,22 @@ import logging
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from psycopg_pool import ConnectionPool
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from ledger.application import Ledger
 from ledger.delivery import SendPolicy
+from ledger.errors import Contended, Unavailable
 from ledger.providers import Delivery, ProviderAnswer, providers
+from ledger.sending import status_url
 from projections import outbox
 from projections.runner import DATABASE_UNAVAILABLE, PROJECTION_STOPPED, ProjectionFailed, Projector
 
 log = logging.getLogger(__name__)
+RECORD_OUTCOME_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class Dispatcher:
         self.pool = pool
         self.projector = projector
         self.config = config
+        self._outbox_error: str | None = None
 
     def run(self, stop: threading.Event) -> None:
         in_flight: set[Future] = set()
@@ -56,42 +62,72 @@ class Dispatcher:
                         log.error("a send failed unexpectedly", exc_info=future.exception())
 
     def _next_rows(self, free_slots: int) -> list[dict]:
-        try:
-            self.projector.catch_up(self.projector.get(outbox.PROJECTION.name))
-        except (ProjectionFailed, *PROJECTION_STOPPED):
-            log.exception("the outbox projection is stopped; sends already projected go on")
+        self._catch_up_outbox()
         if free_slots <= 0:
             return []
         try:
             with self.pool.connection() as conn:
                 return outbox.claim_due(conn, free_slots, self.config.policy.lease_seconds)
-        except DATABASE_UNAVAILABLE as error:
+        except PROJECTION_STOPPED as error:  # unreachable, or not migrated yet: try again next round
             log.warning("cannot read the outbox, retrying: %s", error)
             return []
+
+    def _catch_up_outbox(self) -> None:
+        try:
+            self.projector.catch_up(self.projector.get(outbox.PROJECTION.name))
+            self._outbox_error = None
+        except (ProjectionFailed, *PROJECTION_STOPPED) as error:
+            if str(error) != self._outbox_error:  # once per distinct error, not every round
+                log.exception("the outbox projection is stopped; messages projected before it go on")
+            self._outbox_error = str(error)
 
     def dispatch(self, row: dict) -> None:
         """One due message: an attempt recorded, the provider called, the outcome recorded."""
         conversation_id, message_id = UUID(str(row["conversation_id"])), str(row["message_id"])
-        step = self.ledger.begin_attempt(conversation_id, message_id, self.config.policy)
+        policy = self.config.policy
+        step = self.ledger.begin_attempt(conversation_id, message_id, policy)
         if step.action == "done":
             self._settle(message_id)
             return
         if step.action == "wait":
             self._reschedule(message_id, step.not_before)
             return
-        delivery = self._delivery(row)
-        provider = providers().get(delivery.kind)
-        if provider is None:
-            answer = ProviderAnswer("rejected", None, reason=f"{delivery.kind} channels cannot send")
-        else:
-            base_url = self.config.provider_urls.get(delivery.kind)
-            answer = provider.send(delivery, base_url, self.config.policy.timeout_seconds)
-        recorded = self.ledger.record_outcome(conversation_id, message_id, step.attempt, answer, self.config.policy)
+        answer = self._call(row, step)
+        recorded = self._record(conversation_id, message_id, step.attempt, answer)
         # The outbox projection does the same from the events; doing it now frees the row at once.
         if recorded.settled:
             self._settle(message_id)
         elif recorded.next_attempt_at is not None:
             self._reschedule(message_id, recorded.next_attempt_at)
+
+    def _call(self, row: dict, step) -> ProviderAnswer:
+        """The provider's answer to this attempt; a failure of the dispatcher's own is an answer
+        too (retried like a timeout), so that the attempt gets its outcome and the send ends."""
+        if datetime.now(UTC) - step.started_at > timedelta(seconds=self.config.policy.grace_seconds):
+            # the attempt took long to commit: calling now could overlap a dispatcher presuming it dead
+            return ProviderAnswer("retry", None, reason="the attempt was recorded too late to be sent safely")
+        try:
+            delivery = self._delivery(row)
+            provider = providers().get(delivery.kind)
+            if provider is None:
+                return ProviderAnswer("rejected", None, reason=f"{delivery.kind} channels cannot send")
+            return provider.send(
+                delivery, self.config.provider_urls.get(delivery.kind), self.config.policy.timeout_seconds
+            )
+        except Exception as error:  # a bug or an outage here: recorded as this attempt's failure, and logged
+            log.exception("the dispatcher failed before the provider answered message %s", row["message_id"])
+            return ProviderAnswer("retry", None, reason=f"the dispatcher failed: {type(error).__name__}")
+
+    def _record(self, conversation_id: UUID, message_id: str, attempt: int, answer: ProviderAnswer):
+        """Records the outcome, trying again through a short outage: a lost outcome would cost
+        the provider a second call."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((Unavailable, Contended, *DATABASE_UNAVAILABLE)),
+            wait=wait_exponential(multiplier=0.1, max=5),
+            stop=stop_after_delay(RECORD_OUTCOME_SECONDS),
+            reraise=True,
+        )
+        return retrying(self.ledger.record_outcome, conversation_id, message_id, attempt, answer, self.config.policy)
 
     def _delivery(self, row: dict) -> Delivery:
         channel_id = str(row["channel_id"])
@@ -105,7 +141,9 @@ class Dispatcher:
             attachments=row["attachments"],
             message_type=row["message_type"],
             queued_at=row["queued_at"].isoformat(),
-            status_url=f"{self.config.base_url}/v1/webhooks/{channel_id}/status",
+            status_url=status_url(
+                self.config.base_url, channel_id, str(row["conversation_id"]), str(row["message_id"])
+            ),
             credentials=channel.credentials,
             secret=channel.secret,
         )
@@ -116,7 +154,7 @@ class Dispatcher:
 
     def _reschedule(self, message_id: str, due_at) -> None:
         with self.pool.connection() as conn:
-            outbox.reschedule(conn, message_id, due_at)
+            outbox.reschedule(conn, message_id, due_at, self.config.poll_seconds)
 
 
 def dispatch_config(settings) -> DispatchConfig:

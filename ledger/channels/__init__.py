@@ -44,6 +44,7 @@ class StatusReport:
     provider_message_id: str
     status: str  # one of ledger.delivery.STATUSES
     error_code: str | None = None
+    provider_status: str | None = None  # the provider's own word for it (Twilio's "accepted" is queued)
 
 
 @dataclass(frozen=True)

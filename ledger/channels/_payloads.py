@@ -64,14 +64,14 @@ class StatusPayload(BaseModel):
     @field_validator("status")
     @classmethod
     def known_status(cls, status: str) -> str:
-        known = canonical_status(status)
-        if known is None:
+        if canonical_status(status) is None:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-        return known
+        return status
 
 
-def status_report(provider_message_id: str, status: str, error: str | None) -> StatusReport:
-    return StatusReport(provider_message_id, status, error or None)
+def status_report(provider_message_id: str, provider_status: str, error: str | None) -> StatusReport:
+    """provider_status must be one canonical_status() knows."""
+    return StatusReport(provider_message_id, canonical_status(provider_status), error or None, provider_status)
 
 
 class SignedJsonKind:

@@ -101,12 +101,11 @@ class TwilioKind:
 
     def parse_status(self, request: WebhookRequest) -> StatusReport:
         payload = validate(TwilioStatusPayload, dict(form_params(request)))
-        status = canonical_status(payload.MessageStatus)
-        if status is None:
+        if canonical_status(payload.MessageStatus) is None:
             raise ValidationFailed.single(
                 "MessageStatus", "unknown_status", f"MessageStatus must be one of {', '.join(STATUSES)}"
             )
-        return status_report(payload.MessageSid, status, payload.ErrorCode)
+        return status_report(payload.MessageSid, payload.MessageStatus, payload.ErrorCode)
 
 
 KIND = TwilioKind()
