@@ -4,14 +4,14 @@ A projection is a module in this package exposing `PROJECTION`; adding a module 
 a projection. Each projection owns its tables and the queries that read them.
 """
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
+
+from ledger.plugins import module_attributes
 
 Handler = Callable[[Cursor, Any, int], None]
 
@@ -39,10 +39,5 @@ class Projection:
 
 @cache
 def all_projections() -> dict[str, Projection]:
-    found = {}
-    for module_info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        projection = getattr(module, "PROJECTION", None)
-        if isinstance(projection, Projection):
-            found[projection.name] = projection
-    return found
+    found = module_attributes(__name__, __path__, "PROJECTION")
+    return {projection.name: projection for projection in found if isinstance(projection, Projection)}

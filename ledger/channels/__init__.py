@@ -3,8 +3,6 @@
 A kind is a module in this package exposing `KIND`; adding a module adds a kind.
 """
 
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +10,7 @@ from functools import cache
 from typing import Protocol
 
 from ledger.addresses import AddressKind
+from ledger.plugins import module_attributes
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,4 @@ class ChannelKind(Protocol):
 
 @cache
 def channel_kinds() -> dict[str, ChannelKind]:
-    kinds = {}
-    for module_info in pkgutil.iter_modules(__path__):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        kinds[module.KIND.name] = module.KIND
-    return kinds
+    return {kind.name: kind for kind in module_attributes(__name__, __path__, "KIND")}

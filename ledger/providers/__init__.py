@@ -6,12 +6,12 @@ and classifies the answer. It never retries: the dispatcher owns retries, so tha
 call is preceded by its own recorded attempt.
 """
 
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal, Protocol
+
+from ledger.plugins import module_attributes
 
 Outcome = Literal["sent", "retry", "rejected"]
 
@@ -50,10 +50,4 @@ class Provider(Protocol):
 
 @cache
 def providers() -> dict[str, Provider]:
-    found = {}
-    for module_info in pkgutil.iter_modules(__path__):
-        if module_info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        found[module.PROVIDER.kind] = module.PROVIDER
-    return found
+    return {provider.kind: provider for provider in module_attributes(__name__, __path__, "PROVIDER")}
