@@ -13,10 +13,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from ledger.addresses import normalize
 from ledger.base import LedgerAggregate
 from ledger.channels import Acknowledgement, InboundMessage, WebhookRequest, channel_kinds
+from ledger.contacts import Contact
 from ledger.credentials import SecretBox
 from ledger.errors import Contended, NotFound, ValidationFailed
 from ledger.ids import natural_id
-from ledger.messaging import Contact, Conversation
+from ledger.messaging import Conversation
 from ledger.receipts import Receipt
 from ledger.recorder import VersionConflict
 from ledger.sending import Sending

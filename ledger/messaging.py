@@ -1,4 +1,4 @@
-"""Conversations and contacts."""
+"""Conversations: their messages, in and out, and each outbound message's delivery."""
 
 from uuid import UUID
 
@@ -284,41 +284,3 @@ class Conversation(LedgerAggregate):
             error_code=error_code,
         )
         return True
-
-
-class Contact(LedgerAggregate):
-    """Keyed by (company, normalized address) of the address it was first seen with."""
-
-    class Created(LedgerAggregate.Created):
-        address: str
-        address_kind: str
-
-    class AddressAdded(LedgerAggregate.Event):
-        address: str
-        address_kind: str
-
-        def apply(self, contact: "Contact") -> None:
-            contact.addresses.append(self.address)
-
-    def __init__(self, company_id: str, actor: str, address: str, address_kind: str) -> None:
-        self.company_id = company_id
-        self.addresses = [address]
-
-    @staticmethod
-    def id_for(company_id: str, address: str) -> UUID:
-        return natural_id("contact", company_id, address)
-
-    @classmethod
-    def create(cls, company_id: str, address: str, address_kind: str, actor: str) -> "Contact":
-        return cls._create(
-            cls.Created,
-            id=cls.id_for(company_id, address),
-            company_id=company_id,
-            actor=actor,
-            address=address,
-            address_kind=address_kind,
-        )
-
-    def add_address(self, address: str, address_kind: str, actor: str) -> None:
-        if address not in self.addresses:
-            self._record(self.AddressAdded, actor, address=address, address_kind=address_kind)

@@ -11,10 +11,11 @@ from uuid import UUID, uuid4
 from ledger.addresses import normalize
 from ledger.channels import WebhookRequest, channel_kinds
 from ledger.channels._payloads import preview
+from ledger.contacts import Contact
 from ledger.delivery import SendPolicy
 from ledger.errors import NotFound, ValidationFailed
 from ledger.ids import natural_id
-from ledger.messaging import Contact, Conversation
+from ledger.messaging import Conversation
 from ledger.providers import ProviderAnswer
 from ledger.receipts import OutboundReceipt, SendReceipt
 from ledger.tenancy import Channel

@@ -4,7 +4,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ledger.messaging import Contact
+from ledger.contacts import Contact
 from projections import Projection
 
 PROJECTION = Projection(
@@ -30,39 +30,35 @@ FIELD_OF_ADDRESS_KIND = {"phone": "phone", "email": "email"}
 
 @PROJECTION.on(Contact.Created)
 def created(cursor, event: Contact.Created, position: int) -> None:
-    field = FIELD_OF_ADDRESS_KIND[event.address_kind]
-    provenance = {field: _address_provenance(event.address, event.recorded_at)}
     cursor.execute(
-        f"""insert into contacts (id, company_id, addresses, {field}, provenance, created_at, updated_at)
-            values (%s, %s, %s, %s, %s, %s, %s)""",
-        [
-            event.originator_id,
-            event.company_id,
-            Jsonb([event.address]),
-            event.address,
-            Jsonb(provenance),
-            event.recorded_at,
-            event.recorded_at,
-        ],
+        """insert into contacts (id, company_id, addresses, provenance, created_at, updated_at)
+           values (%s, %s, %s, '{}', %s, %s)""",
+        [event.originator_id, event.company_id, Jsonb([]), event.recorded_at, event.recorded_at],
     )
+    add_address(cursor, event.originator_id, event.address, event.address_kind, event.recorded_at)
 
 
 @PROJECTION.on(Contact.AddressAdded)
 def address_added(cursor, event: Contact.AddressAdded, position: int) -> None:
-    field = FIELD_OF_ADDRESS_KIND[event.address_kind]
+    add_address(cursor, event.originator_id, event.address, event.address_kind, event.recorded_at)
+
+
+def add_address(cursor, contact_id, address: str, address_kind: str, at) -> None:
+    """The address, and the field it fills if that is still empty (a Slack handle fills none)."""
+    field = FIELD_OF_ADDRESS_KIND.get(address_kind)
+    if field is None:
+        cursor.execute(
+            "update contacts set addresses = addresses || %s, updated_at = %s where id = %s",
+            [Jsonb([address]), at, contact_id],
+        )
+        return
     cursor.execute(
         f"""update contacts set addresses = addresses || %s,
                 {field} = coalesce({field}, %s),
                 provenance = case when {field} is null then provenance || %s else provenance end,
                 updated_at = %s
             where id = %s""",
-        [
-            Jsonb([event.address]),
-            event.address,
-            Jsonb({field: _address_provenance(event.address, event.recorded_at)}),
-            event.recorded_at,
-            event.originator_id,
-        ],
+        [Jsonb([address]), address, Jsonb({field: _address_provenance(address, at)}), at, contact_id],
     )
 
 

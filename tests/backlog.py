@@ -3,8 +3,9 @@
 from uuid import uuid4
 
 from ledger.application import Ledger
+from ledger.contacts import Contact
 from ledger.ids import natural_id
-from ledger.messaging import Contact, Conversation
+from ledger.messaging import Conversation
 from ledger.receipts import Receipt
 
 

@@ -109,3 +109,27 @@ def test_sends_to_foreign_or_missing_ids_are_404_and_roles_are_enforced(client, 
 
     queued = queue_message(client, b, b_channel, CUSTOMER).json()
     assert read_message(client, a, queued["message_id"])["error_code"] == "not_found"
+
+
+def test_a_slack_message_goes_to_the_channels_webhook_and_every_projection_keeps_up(
+    client, runtime, mock_providers, sending
+):
+    tenant = create_company(client)
+    slack = client.post(
+        "/v1/channels",
+        json={
+            "kind": "slack",
+            "address": "#sales",
+            "credentials": {"webhook_url": "https://hooks.slack.com/services/T/B/x"},
+        },
+        headers=tenant.auth,
+    ).json()
+    queued = client.post(
+        "/v1/messages", json={"channel_id": slack["id"], "to": "#sales", "body": "New lead"}, headers=tenant.auth
+    ).json()
+    message = settled_message(client, tenant, queued["message_id"])
+    assert message["status"] == "sent" and message["provider_message_id"] is None
+    [request] = mock_providers.requests()
+    assert (request["provider"], request["path"], request["body"]) == ("slack", "/services/T/B/x", "New lead")
+    head = runtime.ledger.head_position()
+    assert runtime.projector.wait_for(list(runtime.projector.projections), head, timeout=10) == head
