@@ -13,6 +13,7 @@ from api.settings import Settings
 from ledger.application import Ledger
 from ledger.credentials import SecretBox, new_secret_key
 from projections.runner import Projector
+from workers.policies import build_policies
 from workers.wakeup import Wakeup
 
 
@@ -101,6 +102,8 @@ def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
         open=True,
     )
     projector = Projector(pool, ledger, settings.batch_size)
+    for policy in build_policies(ledger, projector):
+        projector.add(policy)
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=2)
     queue = Queue(settings.queue_name, connection=redis)
     wakeup = Wakeup(redis, queue, list(projector.projections))

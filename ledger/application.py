@@ -16,6 +16,7 @@ from ledger.channels import Acknowledgement, InboundMessage, WebhookRequest, cha
 from ledger.contacts import Contact
 from ledger.credentials import SecretBox
 from ledger.errors import Contended, NotFound, ValidationFailed
+from ledger.handling import Handling
 from ledger.ids import natural_id
 from ledger.messaging import Conversation
 from ledger.receipts import Receipt
@@ -60,7 +61,7 @@ def _contended(state: RetryCallState) -> None:
     raise Contended("too many concurrent writes to the same records; retry")
 
 
-class Ledger(Tenants, Sending, Application[UUID]):
+class Ledger(Tenants, Sending, Handling, Application[UUID]):
     name = "ledger"
     is_snapshotting_enabled = True
 
@@ -177,7 +178,9 @@ class Ledger(Tenants, Sending, Application[UUID]):
         if self.find(Contact, contact_id) is None:
             new_contact = Contact.create(company_id, sender, address_kind, actor)
         conversation = self.find(Conversation, Conversation.id_for(company_id, channel_id, sender))
-        if conversation is None:
+        if conversation is not None:
+            conversation.reopen(actor)  # a closed conversation is back in its owner's queue
+        else:
             company = self.get_owned(Company, UUID(company_id), company_id)
             conversation = Conversation.start(
                 company_id, channel_id, str(contact_id), sender, channel.address, company.bot_user_id, actor

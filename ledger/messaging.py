@@ -32,6 +32,29 @@ class Conversation(LedgerAggregate):
         def apply(self, conversation: "Conversation") -> None:
             conversation.last_seq = self.seq
 
+    class OwnerTransferred(LedgerAggregate.Event):
+        from_owner_id: str | None
+        to_owner_id: str | None  # None: the unassigned queue
+        reason: str | None
+
+        def apply(self, conversation: "Conversation") -> None:
+            conversation.owner_id = self.to_owner_id
+
+    class Closed(LedgerAggregate.Event):
+        def apply(self, conversation: "Conversation") -> None:
+            conversation.status = "closed"
+
+    class Reopened(LedgerAggregate.Event):
+        def apply(self, conversation: "Conversation") -> None:
+            conversation.status = "open"
+
+    class ReadMarked(LedgerAggregate.Event):
+        user_id: str
+        seq: int  # the last message the user has read
+
+        def apply(self, conversation: "Conversation") -> None:
+            conversation.read_markers[self.user_id] = self.seq
+
     class OutboundMessageQueued(LedgerAggregate.Event):
         message_id: str
         seq: int
@@ -44,9 +67,14 @@ class Conversation(LedgerAggregate):
         preview: str
         attachments: list[str]
         idempotency_key: str | None
+        bot_intent: str | None = None  # the bot's replies: greeting, faq, fallback or handoff
 
         def apply(self, conversation: "Conversation") -> None:
             conversation.last_seq = self.seq
+            if self.bot_intent == "fallback":
+                conversation.bot_fallbacks += 1
+            elif self.bot_intent is not None:
+                conversation.bot_fallbacks = 0
             conversation.outbound[self.message_id] = {
                 "status": "queued",
                 "attempts": 0,
@@ -112,12 +140,16 @@ class Conversation(LedgerAggregate):
             message["reports"].append([self.provider_status, self.error_code])
             message["status"] = folded(message["status"], self.status)
 
-    # 2: `outbound` was added; snapshots taken before have none.
-    class_version = 2
+    # 2: `outbound` was added; 3: `read_markers` and `bot_fallbacks`. Older snapshots lack them.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict) -> None:
         state["outbound"] = {}
+
+    @staticmethod
+    def upcast_v2_v3(state: dict) -> None:
+        state.update(read_markers={}, bot_fallbacks=0)
 
     def __init__(
         self,
@@ -137,6 +169,8 @@ class Conversation(LedgerAggregate):
         self.status = "open"
         self.last_seq = 0
         self.outbound: dict[str, dict] = {}  # message id -> its delivery state (see OutboundMessageQueued)
+        self.read_markers: dict[str, int] = {}  # user id -> the seq they have read up to
+        self.bot_fallbacks = 0  # the bot's fallback answers since it last understood
 
     @staticmethod
     def id_for(company_id: str, channel_id: str, contact_address: str) -> UUID:
@@ -194,6 +228,30 @@ class Conversation(LedgerAggregate):
         )
         return seq
 
+    def transfer(self, to_owner_id: str | None, reason: str | None, actor: str) -> bool:
+        if to_owner_id == self.owner_id:
+            return False
+        self._record(self.OwnerTransferred, actor, from_owner_id=self.owner_id, to_owner_id=to_owner_id, reason=reason)
+        return True
+
+    def close(self, actor: str) -> bool:
+        if self.status == "closed":
+            return False
+        self._record(self.Closed, actor)
+        return True
+
+    def reopen(self, actor: str) -> bool:
+        if self.status == "open":
+            return False
+        self._record(self.Reopened, actor)
+        return True
+
+    def mark_read(self, user_id: str, actor: str) -> bool:
+        if self.read_markers.get(user_id, 0) >= self.last_seq:
+            return False
+        self._record(self.ReadMarked, actor, user_id=user_id, seq=self.last_seq)
+        return True
+
     def queue_outbound(
         self,
         message_id: UUID,
@@ -204,6 +262,7 @@ class Conversation(LedgerAggregate):
         attachments: list[str],
         idempotency_key: str | None,
         actor: str,
+        bot_intent: str | None = None,
     ) -> None:
         self._record(
             self.OutboundMessageQueued,
@@ -219,6 +278,7 @@ class Conversation(LedgerAggregate):
             preview=preview,
             attachments=attachments,
             idempotency_key=idempotency_key,
+            bot_intent=bot_intent,
         )
 
     def start_attempt(self, message_id: str, actor: str) -> int:

@@ -72,10 +72,23 @@ class User(LedgerAggregate):
         name: str
         role: str
 
+    class AvailabilityChanged(LedgerAggregate.Event):
+        available: bool
+
+        def apply(self, user: "User") -> None:
+            user.available = self.available
+
     def __init__(self, company_id: str, actor: str, name: str, role: Role) -> None:
         self.company_id = company_id
         self.name = name
         self.role = role
+        self.available = False  # users start unavailable: handoffs go only to available ones
+
+    def set_availability(self, available: bool, actor: str) -> bool:
+        if available == self.available:
+            return False
+        self._record(self.AvailabilityChanged, actor, available=available)
+        return True
 
     @classmethod
     def create(cls, company_id: str, name: str, role: Role, actor: str, user_id: UUID | None = None) -> "User":

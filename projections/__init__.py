@@ -17,10 +17,13 @@ Handler = Callable[[Cursor, Any, int], None]
 
 
 class Projection:
-    def __init__(self, name: str, ddl: list[str], tables: list[str]) -> None:
+    def __init__(self, name: str, ddl: list[str], tables: list[str], starts_at_head: bool = False) -> None:
         self.name = name
         self.ddl = ddl
         self.tables = tables
+        # A policy acts on new events only: first installed on a log with a history, it starts
+        # at the head instead of answering every old message.
+        self.starts_at_head = starts_at_head
         self._handlers: dict[str, Handler] = {}
 
     def on(self, event_class: type) -> Callable[[Handler], Handler]:

@@ -51,7 +51,7 @@ class Projector:
         self.recorder = application.recorder
         self.mapper = application.mapper
         self.batch_size = batch_size
-        self.projections = all_projections()
+        self.projections = dict(all_projections())
 
     def migrate(self) -> None:
         with self.pool.connection() as conn, conn.transaction():
@@ -61,9 +61,15 @@ class Projector:
             for projection in self.projections.values():
                 for statement in projection.ddl:
                     conn.execute(statement)
+                start = (self.recorder.max_notification_id() or 0) if projection.starts_at_head else 0
                 conn.execute(
-                    "insert into projection_tracking (name) values (%s) on conflict do nothing", [projection.name]
+                    "insert into projection_tracking (name, position) values (%s, %s) on conflict do nothing",
+                    [projection.name, start],
                 )
+
+    def add(self, projection: Projection) -> None:
+        """A consumer beyond the read models (a policy), run and tracked like them."""
+        self.projections[projection.name] = projection
 
     def get(self, name: str) -> Projection:
         return self.projections[name]
