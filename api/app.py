@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from api.errors import OrjsonResponse, install_error_handlers
 from api.limits import BodyLimit
-from api.routes import health, reads, sends, tenants, webhooks
+from api.routes import handling, health, reads, sends, tenants, webhooks
 from api.runtime import Runtime
 
 
@@ -17,7 +17,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (health, tenants, webhooks, sends, reads):
+    for module in (health, tenants, webhooks, sends, handling, reads):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     return app

@@ -50,6 +50,7 @@ class UserOut(BaseModel):
     id: UUID
     name: str
     role: Literal["admin", "agent", "auditor", "bot"]
+    available: bool = Field(description="agents and admins marked available receive handoffs")
 
 
 class UserCreatedOut(UserOut):
@@ -77,6 +78,29 @@ class ChannelOut(ChannelInfoOut):
 
 class ChannelsOut(BaseModel):
     items: list[ChannelInfoOut]
+
+
+class TransferredOut(BaseModel):
+    conversation_id: UUID
+    owner_id: UUID | None = Field(description="null: the unassigned queue")
+    position: int
+
+
+class ConversationStatusOut(BaseModel):
+    conversation_id: UUID
+    status: Literal["open", "closed"]
+    position: int
+
+
+class FaqEntry(BaseModel):
+    question: str = Field(min_length=1, max_length=1000)
+    answer: str = Field(min_length=1, max_length=4000)
+
+
+class FaqOut(BaseModel):
+    entries: list[FaqEntry]
+    handoff_phrases: list[str]
+    position: int
 
 
 class MessageQueuedOut(BaseModel):

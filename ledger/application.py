@@ -12,6 +12,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from ledger.addresses import normalize
 from ledger.base import LedgerAggregate
+from ledger.bot import BotCommands
 from ledger.channels import Acknowledgement, InboundMessage, WebhookRequest, channel_kinds
 from ledger.contacts import Contact
 from ledger.credentials import SecretBox
@@ -61,7 +62,7 @@ def _contended(state: RetryCallState) -> None:
     raise Contended("too many concurrent writes to the same records; retry")
 
 
-class Ledger(Tenants, Sending, Handling, Application[UUID]):
+class Ledger(Tenants, Sending, Handling, BotCommands, Application[UUID]):
     name = "ledger"
     is_snapshotting_enabled = True
 

@@ -83,13 +83,17 @@ def create_company(request: Request, body: Annotated[NewCompany, json_body(NewCo
 )
 def create_user(request: Request, caller: Caller, body: Annotated[NewUser, json_body(NewUser)]) -> UserCreatedOut:
     user, api_key, position = runtime_of(request).ledger.create_user(caller, body.name, body.role)
-    return UserCreatedOut(id=user.id, name=user.name, role=user.role, api_key=api_key, position=position)
+    return UserCreatedOut(**user_out(user).model_dump(), api_key=api_key, position=position)
 
 
 @router.get("/users", responses=AUTHENTICATED)
 def list_users(request: Request, caller: Caller) -> UsersOut:
     users = runtime_of(request).ledger.list_users(caller)
-    return UsersOut(items=[UserOut(id=user.id, name=user.name, role=user.role) for user in users])
+    return UsersOut(items=[user_out(user) for user in users])
+
+
+def user_out(user) -> UserOut:
+    return UserOut(id=user.id, name=user.name, role=user.role, available=user.available)
 
 
 class NewSecret(RequestBody):
