@@ -2,9 +2,10 @@
 
 from fastapi import FastAPI
 
+from api import inbox_stream
 from api.errors import OrjsonResponse, install_error_handlers
 from api.limits import BodyLimit
-from api.routes import handling, health, reads, sends, tenants, webhooks
+from api.routes import contacts, handling, health, inbox, reads, sends, tenants, webhooks
 from api.runtime import Runtime
 
 
@@ -14,10 +15,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         version="0.1.0",
         description="An event-sourced, multi-tenant omnichannel messaging ledger.",
         default_response_class=OrjsonResponse,
+        lifespan=inbox_stream.lifespan,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (health, tenants, webhooks, sends, handling, reads):
+    for module in (health, tenants, webhooks, sends, handling, reads, contacts, inbox):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     return app

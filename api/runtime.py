@@ -103,7 +103,8 @@ def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
     )
     projector = Projector(pool, ledger, settings.batch_size)
     for policy in build_policies(ledger, projector):
-        projector.add(policy)
+        if create_tables or policy.name in settings.enabled_policies:  # every policy gets its tracking row
+            projector.add(policy)
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=2)
     queue = Queue(settings.queue_name, connection=redis)
     wakeup = Wakeup(redis, queue, list(projector.projections))

@@ -139,6 +139,39 @@ class SummaryOut(ReadModel):
     updated_at: datetime
 
 
+class InboxItem(SummaryOut):
+    unread_count: int = Field(
+        description="inbound messages after the latest of the last outbound written by a person and the owner's "
+        "read marker"
+    )
+    waiting_since: datetime | None = Field(
+        description="the oldest inbound message after the last outbound written by a person (the bot's replies do "
+        "not end a wait); null when none waits"
+    )
+
+
+class InboxOut(BaseModel):
+    owner_id: UUID | None = Field(description="null: the unassigned queue")
+    open_count: int = Field(description="open conversations in this inbox (items may be fewer, see limit)")
+    items: list[InboxItem] = Field(description="open conversations, longest waiting first (waiting_since nulls last)")
+
+
+class InboxEventOut(BaseModel):
+    """The data of one event of GET /v1/inbox/stream: one change of the caller's inbox. The event's
+    `id` is the log position of the change; send it back as `Last-Event-ID` to resume."""
+
+    conversation_id: UUID
+    change: Literal["added", "updated", "removed"] = Field(
+        description="added: started, transferred here or reopened; removed: transferred away or closed"
+    )
+    cause: str = Field(description="the log event: Started, InboundMessageReceived, OwnerTransferred...")
+    owner_id: UUID | None = Field(description="the conversation's owner after the change (null: unassigned)")
+    status: Literal["open", "closed"]
+    unread_count: int
+    waiting_since: datetime | None
+    open_count: int = Field(description="open conversations in this inbox after the change")
+
+
 class ConversationPage(BaseModel):
     items: list[SummaryOut]
     next_cursor: str | None

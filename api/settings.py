@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     queue_name: str = Field(default="ledger", validation_alias="LEDGER_QUEUE")
     max_body_bytes: int = Field(default=1024 * 1024, validation_alias="LEDGER_MAX_BODY_BYTES")
     read_wait_seconds: float = Field(default=5.0, validation_alias="LEDGER_READ_WAIT_SECONDS")
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, validation_alias="LEDGER_SSE_HEARTBEAT_SECONDS")
     batch_size: int = Field(default=500, validation_alias="LEDGER_PROJECTION_BATCH_SIZE")
     sweep_seconds: float = Field(default=2.0, validation_alias="LEDGER_SWEEP_SECONDS")
     db_pool_size: int = Field(default=10, validation_alias="LEDGER_DB_POOL_SIZE")
@@ -28,12 +29,21 @@ class Settings(BaseSettings):
     send_max_attempts: int = Field(default=5, ge=1, validation_alias="LEDGER_SEND_MAX_ATTEMPTS")
     dispatch_concurrency: int = Field(default=8, ge=1, validation_alias="LEDGER_DISPATCH_CONCURRENCY")
     dispatch_poll_seconds: float = Field(default=0.2, gt=0, validation_alias="LEDGER_DISPATCH_POLL_SECONDS")
+    policies: str = Field(
+        default="bot,assignment,extraction",
+        validation_alias="LEDGER_POLICIES",
+        description="the policies this process runs, comma-separated (bot, assignment, extraction); empty: none",
+    )
     provider_url_twilio: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_TWILIO")
     provider_url_sendgrid: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_SENDGRID")
     provider_url_slack: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_SLACK")
     provider_url_sms: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_SMS")
     provider_url_email: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_EMAIL")
     provider_url_whatsapp: str | None = Field(default=None, validation_alias="LEDGER_PROVIDER_URL_WHATSAPP")
+
+    @property
+    def enabled_policies(self) -> set[str]:
+        return {name.strip() for name in self.policies.split(",") if name.strip()}
 
     @property
     def provider_urls(self) -> dict[str, str | None]:

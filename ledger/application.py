@@ -14,6 +14,7 @@ from ledger.addresses import normalize
 from ledger.base import LedgerAggregate
 from ledger.bot import BotCommands
 from ledger.channels import Acknowledgement, InboundMessage, WebhookRequest, channel_kinds
+from ledger.contact_commands import ContactCommands
 from ledger.contacts import Contact
 from ledger.credentials import SecretBox
 from ledger.errors import Contended, NotFound, ValidationFailed
@@ -62,7 +63,7 @@ def _contended(state: RetryCallState) -> None:
     raise Contended("too many concurrent writes to the same records; retry")
 
 
-class Ledger(Tenants, Sending, Handling, BotCommands, Application[UUID]):
+class Ledger(Tenants, Sending, Handling, BotCommands, ContactCommands, Application[UUID]):
     name = "ledger"
     is_snapshotting_enabled = True
 

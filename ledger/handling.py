@@ -38,11 +38,11 @@ class Handling:
         to_owner = str(to_user_id) if to_user_id is not None else None
         return self._change(principal, conversation_id, lambda c: c.transfer(to_owner, reason, principal.actor))
 
-    def close(self, principal, conversation_id: UUID) -> Handled:
+    def close_conversation(self, principal, conversation_id: UUID) -> Handled:
         principal.require(*HANDLERS)
         return self._change(principal, conversation_id, lambda c: c.close(principal.actor))
 
-    def reopen(self, principal, conversation_id: UUID) -> Handled:
+    def reopen_conversation(self, principal, conversation_id: UUID) -> Handled:
         principal.require(*HANDLERS)
         return self._change(principal, conversation_id, lambda c: c.reopen(principal.actor))
 

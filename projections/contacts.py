@@ -1,10 +1,15 @@
-"""Contacts with their addresses and the provenance of each field."""
+"""Contacts with their addresses and the provenance of each field.
+
+The rules of which source's value shows (an address, an extraction, a person) are those of the
+Contact aggregate (ledger.contacts), applied here by the same functions to the row's provenance."""
+
+from collections.abc import Callable
 
 from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ledger.contacts import Contact
+from ledger.contacts import FIELDS, Contact, apply_extraction, apply_person_changes, fill_from_address
 from projections import Projection
 
 PROJECTION = Projection(
@@ -25,51 +30,90 @@ PROJECTION = Projection(
     ],
     tables=["contacts"],
 )
-FIELD_OF_ADDRESS_KIND = {"phone": "phone", "email": "email"}
 
 
 @PROJECTION.on(Contact.Created)
 def created(cursor, event: Contact.Created, position: int) -> None:
+    provenance: dict = {}
+    fill_from_address(provenance, event.address, event.address_kind, event.recorded_at, event.actor)
     cursor.execute(
-        """insert into contacts (id, company_id, addresses, provenance, created_at, updated_at)
-           values (%s, %s, %s, '{}', %s, %s)""",
-        [event.originator_id, event.company_id, Jsonb([]), event.recorded_at, event.recorded_at],
+        """insert into contacts (id, company_id, addresses, name, email, phone, provenance, created_at, updated_at)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        [
+            event.originator_id,
+            event.company_id,
+            Jsonb([event.address]),
+            *values_of(provenance),
+            Jsonb(provenance),
+            event.recorded_at,
+            event.recorded_at,
+        ],
     )
-    add_address(cursor, event.originator_id, event.address, event.address_kind, event.recorded_at)
 
 
 @PROJECTION.on(Contact.AddressAdded)
 def address_added(cursor, event: Contact.AddressAdded, position: int) -> None:
-    add_address(cursor, event.originator_id, event.address, event.address_kind, event.recorded_at)
-
-
-def add_address(cursor, contact_id, address: str, address_kind: str, at) -> None:
-    """The address, and the field it fills if that is still empty (a Slack handle fills none)."""
-    field = FIELD_OF_ADDRESS_KIND.get(address_kind)
-    if field is None:
-        cursor.execute(
-            "update contacts set addresses = addresses || %s, updated_at = %s where id = %s",
-            [Jsonb([address]), at, contact_id],
-        )
-        return
     cursor.execute(
-        f"""update contacts set addresses = addresses || %s,
-                {field} = coalesce({field}, %s),
-                provenance = case when {field} is null then provenance || %s else provenance end,
-                updated_at = %s
-            where id = %s""",
-        [Jsonb([address]), address, Jsonb({field: _address_provenance(address, at)}), at, contact_id],
+        "update contacts set addresses = addresses || %s where id = %s", [Jsonb([event.address]), event.originator_id]
+    )
+    change_fields(
+        cursor,
+        event,
+        lambda provenance, custom: fill_from_address(
+            provenance, event.address, event.address_kind, event.recorded_at, event.actor
+        ),
     )
 
 
-def _address_provenance(address: str, at) -> dict:
-    return {"value": address, "source_message_id": None, "method": "address", "at": at.isoformat()}
+@PROJECTION.on(Contact.FieldExtracted)
+def field_extracted(cursor, event: Contact.FieldExtracted, position: int) -> None:
+    change_fields(
+        cursor,
+        event,
+        lambda provenance, custom: apply_extraction(
+            provenance,
+            event.field,
+            event.value,
+            event.source_message_id,
+            event.method,
+            event.recorded_at,
+            event.actor,
+        ),
+    )
+
+
+@PROJECTION.on(Contact.FieldsChanged)
+def fields_changed(cursor, event: Contact.FieldsChanged, position: int) -> None:
+    change_fields(
+        cursor,
+        event,
+        lambda provenance, custom: apply_person_changes(
+            provenance, custom, event.changes, event.recorded_at, event.actor
+        ),
+    )
+
+
+def change_fields(cursor, event, change: Callable[[dict, dict], None]) -> None:
+    """Applies the change to the row's provenance and custom fields, and the fields' columns after them."""
+    provenance, custom_fields = cursor.execute(
+        "select provenance, custom_fields from contacts where id = %s", [event.originator_id]
+    ).fetchone()
+    change(provenance, custom_fields)
+    cursor.execute(
+        """update contacts set name = %s, email = %s, phone = %s, custom_fields = %s, provenance = %s, updated_at = %s
+           where id = %s""",
+        [*values_of(provenance), Jsonb(custom_fields), Jsonb(provenance), event.recorded_at, event.originator_id],
+    )
+
+
+def values_of(provenance: dict) -> list:
+    return [provenance.get(field, {}).get("value") for field in FIELDS]
 
 
 def get_contact(conn: Connection, company_id: str, contact_id: str) -> dict | None:
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(
-            """select id, addresses, name, email, phone, custom_fields, provenance
+            """select id, addresses, name, email, phone, custom_fields, provenance, false as erased
                from contacts where company_id = %s and id = %s""",
             [company_id, contact_id],
         ).fetchone()

@@ -70,6 +70,24 @@ def message_added(cursor, event, position: int) -> None:
     )
 
 
+@PROJECTION.on(Conversation.OwnerTransferred)
+def owner_transferred(cursor, event: Conversation.OwnerTransferred, position: int) -> None:
+    cursor.execute(
+        "update conversation_summaries set owner_id = %s, updated_at = %s where id = %s",
+        [event.to_owner_id, event.recorded_at, event.originator_id],
+    )
+
+
+@PROJECTION.on(Conversation.Closed)
+@PROJECTION.on(Conversation.Reopened)
+def status_changed(cursor, event, position: int) -> None:
+    status = "closed" if isinstance(event, Conversation.Closed) else "open"
+    cursor.execute(
+        "update conversation_summaries set status = %s, updated_at = %s where id = %s",
+        [status, event.recorded_at, event.originator_id],
+    )
+
+
 def get_summary(conn: Connection, company_id: str, conversation_id: str) -> dict | None:
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(

@@ -119,6 +119,8 @@ def make_settings(db_url: str, redis_url: str, data_dir, **overrides) -> Setting
         secret_key=new_secret_key(),
         queue_name=f"ledger-test-{uuid.uuid4().hex[:12]}",
         read_wait_seconds=5.0,
+        # The bot answers every message of the conversations it owns: only the tests of the bot run it.
+        policies="assignment,extraction",
     )
     values.update(overrides)
     return Settings(**values)

@@ -75,8 +75,8 @@ def status_route(path: str, command_name: str, description: str):
     return change
 
 
-close = status_route("close", "close", "Closes the conversation; a new inbound message reopens it.")
-reopen = status_route("reopen", "reopen", "Reopens the conversation, back in its owner's queue.")
+close = status_route("close", "close_conversation", "Closes the conversation; a new inbound message reopens it.")
+reopen = status_route("reopen", "reopen_conversation", "Reopens the conversation, back in its owner's queue.")
 read = status_route("read", "mark_read", "Marks the conversation read up to its last message, for the caller.")
 
 
