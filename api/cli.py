@@ -15,6 +15,7 @@ import uvicorn
 from tenacity import Retrying, retry_if_exception_type, wait_fixed
 
 from api.app import create_app
+from api.inbox_stream import SHUTDOWN_GRACE_SECONDS
 from api.runtime import admin_token, build_runtime, migrate, secret_key
 from api.settings import Settings
 from api.supervisor import MAX_RESTARTS, Child, CrashLoop, Supervisor
@@ -44,7 +45,14 @@ def asgi_app():
 
 
 def command_api(args: argparse.Namespace) -> None:
-    uvicorn.run("api.cli:asgi_app", factory=True, host=args.host, port=args.port, workers=args.workers)
+    uvicorn.run(
+        "api.cli:asgi_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,  # open inbox streams end then
+    )
 
 
 def command_worker(args: argparse.Namespace) -> None:

@@ -7,9 +7,9 @@ owner): each woken stream runs one query for its rows after the last position it
 the database per client. When the LISTEN connection drops it is opened again (with a growing pause)
 and every stream is woken once, to pick up what was committed while nobody listened.
 
-Streams end when their client disconnects and when the server shuts down: uvicorn waits for open
-responses to finish before it stops, and an event stream never finishes by itself, so a watcher ends
-them as soon as the server is asked to exit (see `running_uvicorn_server`).
+Streams end when their client disconnects, and when the server shuts down: an event stream never
+finishes by itself, so the servers are configured with a graceful-shutdown timeout
+(`SHUTDOWN_GRACE_SECONDS`) after which uvicorn cancels the responses still open.
 """
 
 import asyncio
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 READ_BATCH = 500  # rows per query when a stream replays a long history
 RECONNECT_MAX_SECONDS = 5.0
 LIVENESS_SECONDS = 30.0  # an idle LISTEN connection is checked this often
-SHUTDOWN_POLL_SECONDS = 0.2
+SHUTDOWN_GRACE_SECONDS = 2  # uvicorn's timeout_graceful_shutdown: open streams are cancelled after it
 LISTENER_NAME = "ledger-inbox-listener"  # the LISTEN connection's application_name, as pg_stat_activity shows it
 Key = tuple[str, str | None]  # (company id, owner id; None: the unassigned queue)
 
@@ -55,7 +55,6 @@ class InboxHub:
         self.listening = False
         self.connections = 0  # LISTEN connections opened so far
         self._listener: asyncio.Task | None = None
-        self._watcher: asyncio.Task | None = None
 
     # -- the streams ------------------------------------------------------------------------
 
@@ -122,7 +121,6 @@ class InboxHub:
             return
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(self._listen_forever(), name="inbox-listen")
-        self._watcher = loop.create_task(self._end_streams_on_server_exit(), name="inbox-shutdown-watch")
 
     async def _listen_forever(self) -> None:
         delay = 0.1
@@ -154,15 +152,6 @@ class InboxHub:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
-    async def _end_streams_on_server_exit(self) -> None:
-        server = running_uvicorn_server()
-        if server is None:
-            return
-        while not server.should_exit:
-            await asyncio.sleep(SHUTDOWN_POLL_SECONDS)
-        log.info("server shutting down: ending %d inbox stream(s)", self.stream_count)
-        self._end_streams()
-
     def _end_streams(self) -> None:
         self.closed = True
         self._wake()
@@ -171,32 +160,10 @@ class InboxHub:
 
     async def close(self) -> None:
         self._end_streams()
-        tasks = [task for task in (self._listener, self._watcher) if task is not None]
+        tasks = [task for task in (self._listener,) if task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def running_uvicorn_server():
-    """The uvicorn Server running this event loop, if any: found in the loop's tasks, as the
-    `self` of its `serve` coroutine. Its `should_exit` is the one sign of a coming shutdown that
-    an app can see (set by SIGINT/SIGTERM or by whoever runs the server in a thread); the ASGI
-    lifespan's shutdown comes only after every open response has finished."""
-    try:
-        from uvicorn import Server
-    except ImportError:
-        return None
-    codes = {Server.serve.__code__, Server._serve.__code__}
-    for task in asyncio.all_tasks():
-        coroutine = task.get_coro()
-        while coroutine is not None:
-            frame = getattr(coroutine, "cr_frame", None)
-            if frame is not None and frame.f_code in codes:
-                server = frame.f_locals.get("self")
-                if isinstance(server, Server):
-                    return server
-            coroutine = getattr(coroutine, "cr_await", None)
-    return None
 
 
 def hub_of(request: Request) -> InboxHub:

@@ -22,6 +22,7 @@ from rq import SimpleWorker
 
 from api.app import create_app
 from api.embedded import EmbeddedRedis, free_port
+from api.inbox_stream import SHUTDOWN_GRACE_SECONDS
 from api.runtime import Runtime, build_runtime, migrate
 from api.settings import Settings
 from ledger.credentials import new_secret_key
@@ -154,7 +155,9 @@ class Served:
 
     def __init__(self, app) -> None:
         port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS
+        )
         self.server = uvicorn.Server(config)
         self.url = f"http://127.0.0.1:{port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
