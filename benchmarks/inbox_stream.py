@@ -14,24 +14,14 @@ import argparse
 import os
 import queue
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import uuid
-from pathlib import Path
 
 import httpx
 import orjson
-import psycopg
 from httpx_sse import connect_sse
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from api.runtime import migrate
-from api.settings import Settings
-from benchmarks.common import api_process
-from ledger.credentials import new_secret_key
+from benchmarks.common import OPERATOR, api_process, deployment
 from tests.support import create_channel, create_company, post_signed, sms_payload
 
 SERVER = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -57,80 +47,59 @@ def main() -> None:
     arguments.add_argument("--webhooks", type=int, default=200)
     count = arguments.parse_args().webhooks
 
-    database = f"ledger_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
-    env = dict(
-        os.environ,
-        DATABASE_URL=make_conninfo(SERVER, dbname=database),
-        REDIS_URL=REDIS,
-        LEDGER_ADMIN_TOKEN="bench-operator",
-        LEDGER_SECRET_KEY=new_secret_key(),
-        LEDGER_QUEUE=f"bench-{database}",
-        LEDGER_DATA_DIR="/tmp/ledger-bench",
-    )
-    settings = Settings(
-        database_url=env["DATABASE_URL"],
-        redis_url=REDIS,
-        secret_key=env["LEDGER_SECRET_KEY"],
-        admin_token="bench-operator",
-        queue_name=env["LEDGER_QUEUE"],
-    )
-    migrate(settings)
-    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    worker = subprocess.Popen([Path(sys.executable).parent / "ledger", "worker"], **quiet)
-    stop = threading.Event()
-    try:
-        with api_process(env) as http:
-            tenant = create_company(http, operator_token="bench-operator")
-            channel = create_channel(http, tenant)
-            agent = http.post("/v1/users", json={"name": "Ann", "role": "agent"}, headers=tenant.auth).json()
-            auth = {"Authorization": f"Bearer {agent['api_key']}"}
-            first = post_signed(http, channel, sms_payload(channel, sender=SENDER)).raise_for_status().json()
-            conversation = first["conversation_id"]
-            moved = http.post(
-                f"/v1/conversations/{conversation}/transfer", json={"to_user_id": agent["id"]}, headers=tenant.auth
-            ).raise_for_status()
-            http.get("/v1/inbox", params={"min_position": moved.json()["position"]}, headers=auth).raise_for_status()
+    with deployment() as (env, settings):
+        stop = threading.Event()
+        try:
+            with api_process(env) as http:
+                tenant = create_company(http, operator_token=OPERATOR)
+                channel = create_channel(http, tenant)
+                agent = http.post("/v1/users", json={"name": "Ann", "role": "agent"}, headers=tenant.auth).json()
+                auth = {"Authorization": f"Bearer {agent['api_key']}"}
+                first = post_signed(http, channel, sms_payload(channel, sender=SENDER)).raise_for_status().json()
+                conversation = first["conversation_id"]
+                moved = http.post(
+                    f"/v1/conversations/{conversation}/transfer", json={"to_user_id": agent["id"]}, headers=tenant.auth
+                ).raise_for_status()
+                http.get(
+                    "/v1/inbox", params={"min_position": moved.json()["position"]}, headers=auth
+                ).raise_for_status()
 
-            received: queue.Queue = queue.Queue()
-            connected = threading.Event()
-            streaming = httpx.Client(base_url=str(http.base_url), timeout=httpx.Timeout(10, read=None))
-            listener = threading.Thread(target=listen, args=(streaming, auth, received, connected, stop), daemon=True)
-            listener.start()
-            assert connected.wait(10), "the stream did not open"
-            print(f"{count} webhooks, one at a time, to a conversation in the listening agent's inbox")
-
-            latencies, round_trips = [], []
-            for index in range(count):
-                sent = time.perf_counter()
-                answer = post_signed(http, channel, sms_payload(channel, sender=SENDER, body=f"message {index}"))
-                committed = time.perf_counter()
-                position = answer.raise_for_status().json()["position"]
-                while True:
-                    arrived, event_id, data = received.get(timeout=30)
-                    if event_id <= position and data["cause"] == "InboundMessageReceived":
-                        break
-                latencies.append(arrived - committed)
-                round_trips.append(arrived - sent)
-
-            def line(name: str, values: list[float]) -> str:
-                cuts = statistics.quantiles(values, n=100)
-                return (
-                    f"{name:<38} p50 {cuts[49] * 1000:7.1f} ms   p90 {cuts[89] * 1000:7.1f} ms   "
-                    f"p99 {cuts[98] * 1000:7.1f} ms   max {max(values) * 1000:7.1f} ms"
+                received: queue.Queue = queue.Queue()
+                connected = threading.Event()
+                streaming = httpx.Client(base_url=str(http.base_url), timeout=httpx.Timeout(10, read=None))
+                listener = threading.Thread(
+                    target=listen, args=(streaming, auth, received, connected, stop), daemon=True
                 )
+                listener.start()
+                assert connected.wait(10), "the stream did not open"
+                print(f"{count} webhooks, one at a time, to a conversation in the listening agent's inbox")
 
-            print(line("webhook committed -> SSE event", latencies))
-            print(line("webhook sent -> SSE event", round_trips))
+                latencies, round_trips = [], []
+                for index in range(count):
+                    sent = time.perf_counter()
+                    answer = post_signed(http, channel, sms_payload(channel, sender=SENDER, body=f"message {index}"))
+                    committed = time.perf_counter()
+                    position = answer.raise_for_status().json()["position"]
+                    while True:
+                        arrived, event_id, data = received.get(timeout=30)
+                        if event_id <= position and data["cause"] == "InboundMessageReceived":
+                            break
+                    latencies.append(arrived - committed)
+                    round_trips.append(arrived - sent)
+
+                def line(name: str, values: list[float]) -> str:
+                    cuts = statistics.quantiles(values, n=100)
+                    return (
+                        f"{name:<38} p50 {cuts[49] * 1000:7.1f} ms   p90 {cuts[89] * 1000:7.1f} ms   "
+                        f"p99 {cuts[98] * 1000:7.1f} ms   max {max(values) * 1000:7.1f} ms"
+                    )
+
+                print(line("webhook committed -> SSE event", latencies))
+                print(line("webhook sent -> SSE event", round_trips))
+                stop.set()
+                streaming.close()
+        finally:
             stop.set()
-            streaming.close()
-    finally:
-        stop.set()
-        worker.terminate()
-        worker.wait()
-        with psycopg.connect(SERVER, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(database)))
 
 
 if __name__ == "__main__":

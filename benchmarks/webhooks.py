@@ -10,23 +10,15 @@ called in-process (the event-store floor). Quote ratios and medians: this machin
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import orjson
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from api.runtime import build_runtime, migrate
-from api.settings import Settings
-from benchmarks.common import api_process, time_each
+from api.runtime import build_runtime
+from benchmarks.common import OPERATOR, api_process, deployment, time_each
 from ledger.channels import InboundMessage
-from ledger.credentials import new_secret_key
 from tests.support import ChannelInfo, create_channel, create_company, sign, sms_payload
 
 SERVER = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -52,70 +44,49 @@ def main() -> None:
     options = arguments.parse_args()
     count, concurrency = options.requests, options.concurrency
 
-    database = f"ledger_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
-    env = dict(
-        os.environ,
-        DATABASE_URL=make_conninfo(SERVER, dbname=database),
-        REDIS_URL=REDIS,
-        LEDGER_ADMIN_TOKEN="bench-operator",
-        LEDGER_SECRET_KEY=new_secret_key(),
-        LEDGER_QUEUE=f"bench-{database}",
-        LEDGER_DATA_DIR="/tmp/ledger-bench",
-    )
-    settings = Settings(
-        database_url=env["DATABASE_URL"],
-        redis_url=REDIS,
-        secret_key=env["LEDGER_SECRET_KEY"],
-        admin_token="bench-operator",
-        queue_name=env["LEDGER_QUEUE"],
-    )
-    migrate(settings)
-    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    worker = subprocess.Popen([Path(sys.executable).parent / "ledger", "worker"], **quiet)
-    runtime = build_runtime(settings)
-    try:
-        with api_process(env) as http:
-            tenant = create_company(http, operator_token="bench-operator")
-            channel = create_channel(http, tenant)
-            print(f"{count} requests, {concurrency} concurrent clients, {os.cpu_count()} cores\n")
+    with deployment() as (env, settings):
+        runtime = build_runtime(settings)
+        try:
+            with api_process(env) as http:
+                tenant = create_company(http, operator_token=OPERATOR)
+                channel = create_channel(http, tenant)
+                print(f"{count} requests, {concurrency} concurrent clients, {os.cpu_count()} cores\n")
 
-            health_rate, health_latencies = time_each(
-                [lambda: http.get("/health").raise_for_status()] * count, concurrency
-            )
-            payloads = [sms_payload(channel, sender=f"+1804555{index % 200:04d}") for index in range(count)]
-            webhook_rate, webhook_latencies = time_each([signed_post(http, channel, p) for p in payloads], concurrency)
-            duplicate_rate, duplicate_latencies = time_each(
-                [signed_post(http, channel, p) for p in payloads], concurrency
-            )
-            ledger_channel = runtime.ledger.get_channel(uuid.UUID(channel.id))
-            messages = [
-                InboundMessage(f"direct-{index}", f"+1804556{index % 200:04d}", channel.address, "hi", "hi")
-                for index in range(count)
-            ]
-            direct_rate, direct_latencies = time_each(
-                [lambda m=m: runtime.ledger.ingest(ledger_channel, m) for m in messages], concurrency
-            )
+                health_rate, health_latencies = time_each(
+                    [lambda: http.get("/health").raise_for_status()] * count, concurrency
+                )
+                payloads = [sms_payload(channel, sender=f"+1804555{index % 200:04d}") for index in range(count)]
+                webhook_rate, webhook_latencies = time_each(
+                    [signed_post(http, channel, p) for p in payloads], concurrency
+                )
+                duplicate_rate, duplicate_latencies = time_each(
+                    [signed_post(http, channel, p) for p in payloads], concurrency
+                )
+                ledger_channel = runtime.ledger.get_channel(uuid.UUID(channel.id))
+                messages = [
+                    InboundMessage(f"direct-{index}", f"+1804556{index % 200:04d}", channel.address, "hi", "hi")
+                    for index in range(count)
+                ]
+                direct_rate, direct_latencies = time_each(
+                    [lambda m=m: runtime.ledger.ingest(ledger_channel, m) for m in messages], concurrency
+                )
 
-            report("GET /health (HTTP floor)", health_rate, health_latencies, webhook_rate)
-            report("Ledger.ingest() in-process", direct_rate, direct_latencies, webhook_rate)
-            report("signed SMS webhooks (new)", webhook_rate, webhook_latencies)
-            report("signed SMS webhooks (duplicates)", duplicate_rate, duplicate_latencies, webhook_rate)
+                report("GET /health (HTTP floor)", health_rate, health_latencies, webhook_rate)
+                report("Ledger.ingest() in-process", direct_rate, direct_latencies, webhook_rate)
+                report("signed SMS webhooks (new)", webhook_rate, webhook_latencies)
+                report("signed SMS webhooks (duplicates)", duplicate_rate, duplicate_latencies, webhook_rate)
 
-            head = runtime.ledger.head_position()
-            started = time.perf_counter()
-            runtime.projector.wait_for(list(runtime.projector.projections), head, timeout=300)
-            print(f"\nworker caught up to position {head} {time.perf_counter() - started:.2f} s after the last write")
-            started = time.perf_counter()
-            read = runtime.projector.rebuild(runtime.projector.get("timeline"))
-            print(f"rebuild of the timeline: {read / (time.perf_counter() - started):.0f} events/s ({read} events)")
-    finally:
-        worker.terminate()
-        worker.wait()
-        runtime.close()
-        with psycopg.connect(SERVER, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(database)))
+                head = runtime.ledger.head_position()
+                started = time.perf_counter()
+                runtime.projector.wait_for(list(runtime.projector.projections), head, timeout=300)
+                print(
+                    f"\nworker caught up to position {head} {time.perf_counter() - started:.2f} s after the last write"
+                )
+                started = time.perf_counter()
+                read = runtime.projector.rebuild(runtime.projector.get("timeline"))
+                print(f"rebuild of the timeline: {read / (time.perf_counter() - started):.0f} events/s ({read} events)")
+        finally:
+            runtime.close()
 
 
 if __name__ == "__main__":
