@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from api import inbox_stream
 from api.errors import OrjsonResponse, install_error_handlers
 from api.limits import BodyLimit
-from api.routes import contacts, handling, health, inbox, reads, sends, tenants, webhooks
+from api.routes import audit, contacts, handling, health, inbox, reads, sends, tenants, webhooks
 from api.runtime import Runtime
 
 
@@ -19,7 +19,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (health, tenants, webhooks, sends, handling, reads, contacts, inbox):
+    for module in (health, tenants, webhooks, sends, handling, reads, contacts, inbox, audit):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     return app

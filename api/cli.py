@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import uvicorn
@@ -76,6 +78,39 @@ def command_dispatcher(args: argparse.Namespace) -> None:
         signal.signal(signum, lambda *_: stopping.set())
     try:
         Dispatcher(runtime.ledger, runtime.pool, runtime.projector, dispatch_config(settings)).run(stopping)
+    finally:
+        runtime.close()
+
+
+def command_verify(args: argparse.Namespace) -> None:
+    """Every stream's hash chain (or one conversation's); exit 1 naming the first broken stream."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    runtime = build_runtime(settings_from_environment())
+    try:
+        if args.conversation:
+            checks, total_streams = [runtime.ledger.verify_stream(args.conversation)], 1
+        else:
+            checks, total_streams = runtime.ledger.verify_all(), runtime.ledger.recorder.stream_count()
+        columns = [
+            TextColumn("verifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+        ]
+        events = 0
+        started = time.monotonic()
+        with Progress(*columns, transient=True) as progress:
+            task = progress.add_task("streams", total=total_streams, rate="")
+            for stream_id, count, check in checks:
+                if not check.verified:
+                    sys.exit(f"broken: stream {stream_id} at version {check.broken_at}: {check.reason}")
+                events += count
+                rate = f"{events / max(time.monotonic() - started, 1e-9):,.0f} events/s"
+                progress.update(task, advance=1, rate=rate)
+        elapsed = time.monotonic() - started
+        print(f"verified: {events} events in {elapsed:.2f} s ({events / max(elapsed, 1e-9):,.0f} events/s)")
     finally:
         runtime.close()
 
@@ -248,6 +283,9 @@ def parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run projections: RQ wake-ups plus a periodic sweep")
     worker.add_argument("--burst", action="store_true", help="catch up once and exit")
     worker.set_defaults(handler=command_worker)
+    verify = commands.add_parser("verify", help="check the hash chains of every stream (exit 1 if one is broken)")
+    verify.add_argument("--conversation", type=uuid.UUID, help="only this conversation's stream")
+    verify.set_defaults(handler=command_verify)
     dispatcher = commands.add_parser("dispatcher", help="send queued outbound messages through their providers")
     dispatcher.set_defaults(handler=command_dispatcher)
     mock = commands.add_parser("mock-providers", help="serve mock provider APIs for development and tests")

@@ -115,6 +115,7 @@ def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
 def migrate(settings: Settings) -> None:
     runtime = build_runtime(settings, create_tables=True)
     try:
+        runtime.ledger.recorder.anchor_unhashed_streams()
         runtime.projector.migrate()
     finally:
         runtime.close()

@@ -305,3 +305,22 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     if "$defs" in schema:  # its references would point at the document's root
         raise TypeError(f"{model.__name__} nests models; document it as a component instead")
     return schema
+
+
+class HistoryEventOut(BaseModel):
+    position: int = Field(description="the event's position in the log")
+    version: int = Field(description="its version in the stream: 1, 2, 3...")
+    type: str
+    recorded_at: datetime | None = Field(description="null if the stored event no longer decodes")
+    actor: str | None
+    data: dict[str, Any] | None
+    hash: str | None = Field(description="SHA-256 of the event's canonical encoding with prev_hash; null if missing")
+    prev_hash: str | None
+
+
+class HistoryOut(BaseModel):
+    conversation_id: UUID
+    events: list[HistoryEventOut]
+    head_hash: str | None = Field(description="the last event's hash, recomputed from the log")
+    verified: bool = Field(description="the whole chain verifies, up to the stream's anchored head")
+    broken_at: int | None = Field(description="the first version that does not verify")

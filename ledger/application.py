@@ -11,6 +11,7 @@ from eventsourcing.persistence import OperationalError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from ledger.addresses import normalize
+from ledger.auditing import Auditing
 from ledger.base import LedgerAggregate
 from ledger.bot import BotCommands
 from ledger.channels import Acknowledgement, InboundMessage, WebhookRequest, channel_kinds
@@ -63,7 +64,7 @@ def _contended(state: RetryCallState) -> None:
     raise Contended("too many concurrent writes to the same records; retry")
 
 
-class Ledger(Tenants, Sending, Handling, BotCommands, ContactCommands, Application[UUID]):
+class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands, Application[UUID]):
     name = "ledger"
     is_snapshotting_enabled = True
 

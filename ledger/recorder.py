@@ -24,6 +24,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import Unavailable
+from ledger.integrity import GENESIS, StoredLink, event_hash
 
 DEFAULT_BUDGET_SECONDS = 10.0
 
@@ -34,10 +35,27 @@ class VersionConflict(IntegrityError):
     Any other integrity error is a bug, not a conflict."""
 
 
+HASHES_DDL = """create table if not exists ledger_event_hashes (
+    originator_id uuid not null,
+    originator_version bigint not null,
+    hash text not null,
+    prev_hash text not null,
+    primary key (originator_id, originator_version))"""
+HEADS_DDL = """create table if not exists ledger_stream_heads (
+    originator_id uuid primary key,
+    version bigint not null,
+    hash text not null)"""
+
+
+class UnanchoredStream(Exception):
+    """A stream written before hash chains existed, not yet hashed by `ledger migrate`."""
+
+
 class LedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.set_write_budget(DEFAULT_BUDGET_SECONDS)
+        self.sql_create_statements += [SQL(HASHES_DDL), SQL(HEADS_DDL)]
 
     def set_write_budget(self, seconds: float) -> None:
         """Composes, once, the statement that sets the budget, locks the log and notifies."""
@@ -59,6 +77,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
             try:
                 cursor.execute(self.lock_and_notify_statement)
                 self._insert_rows(cursor, stored_events)
+                notification_ids = self._fetch_ids_after_insert_events(cursor, stored_events)
+                self._chain(cursor, stored_events)
             except psycopg.errors.UniqueViolation as error:
                 if error.diag.table_name != self.events_table_name:
                     raise
@@ -67,7 +87,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 raise Unavailable(
                     f"the event log could not be written within {self.write_budget_seconds:g} s; retry shortly"
                 ) from error
-            return self._fetch_ids_after_insert_events(cursor, stored_events)
+            return notification_ids
 
     def _insert_rows(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
         rows = [
@@ -75,3 +95,119 @@ class LedgerRecorder(PostgresApplicationRecorder):
             for event in stored_events
         ]
         cursor.execute(self.insert_events_statement, (rows,))
+
+    # -- the hash chains ---------------------------------------------------------------
+
+    def _chain(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+        """Hashes the events onto their streams' chains and moves the streams' heads, in the
+        transaction that inserts them (under the log's lock, so heads cannot race)."""
+        stream_ids = list({event.originator_id for event in stored_events})
+        heads = {
+            row["originator_id"]: (row["version"], row["hash"])
+            for row in cursor.execute(
+                "select originator_id, version, hash from ledger_stream_heads where originator_id = any(%s)",
+                [stream_ids],
+            ).fetchall()
+        }
+        hashes = []
+        for event in stored_events:
+            version, prev_hash = heads.get(event.originator_id, (0, GENESIS))
+            if version != event.originator_version - 1:  # the insert above would have failed
+                raise AssertionError(
+                    f"stream {event.originator_id}: head {version}, appending {event.originator_version}"
+                )
+            digest = event_hash(event.originator_id, event.originator_version, event.topic, event.state, prev_hash)
+            hashes.append((event.originator_id, event.originator_version, digest, prev_hash))
+            heads[event.originator_id] = (event.originator_version, digest)
+        cursor.execute(
+            """with new_hashes as (
+                   insert into ledger_event_hashes (originator_id, originator_version, hash, prev_hash)
+                   select * from unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[]))
+               insert into ledger_stream_heads (originator_id, version, hash)
+               select * from unnest(%s::uuid[], %s::bigint[], %s::text[])
+               on conflict (originator_id) do update set version = excluded.version, hash = excluded.hash""",
+            [
+                *map(list, zip(*hashes, strict=True)),
+                list(heads),
+                [version for version, _ in heads.values()],
+                [digest for _, digest in heads.values()],
+            ],
+        )
+
+    def stream_links(self, stream_id: Any) -> tuple[list[tuple[int, StoredLink]], tuple[int, str] | None]:
+        """A stream's stored events with their positions and stored hashes, and its anchored head."""
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(
+                f"""select e.notification_id, e.originator_version, e.topic, e.state, h.hash, h.prev_hash
+                    from {self.events_table_name} e
+                    left join ledger_event_hashes h
+                      on h.originator_id = e.originator_id and h.originator_version = e.originator_version
+                    where e.originator_id = %s order by e.originator_version""",
+                [stream_id],
+            ).fetchall()
+            head = conn.execute(
+                "select version, hash from ledger_stream_heads where originator_id = %s", [stream_id]
+            ).fetchone()
+        links = [(row["notification_id"], link_of(row)) for row in rows]
+        return links, (head["version"], head["hash"]) if head else None
+
+    def anchor_unhashed_streams(self) -> int:
+        """Hashes the streams written before hash chains existed (once, at migration); how many."""
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            cursor.execute(f"lock table {self.events_table_name} in exclusive mode")
+            rows = cursor.execute(
+                f"""select originator_id, originator_version, topic, state from {self.events_table_name} e
+                    where not exists (select 1 from ledger_stream_heads h where h.originator_id = e.originator_id)
+                    order by originator_id, originator_version"""
+            ).fetchall()
+            events = [
+                StoredEvent(row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
+                for row in rows
+            ]
+            if events:
+                self._chain(cursor, events)
+            return len({event.originator_id for event in events})
+
+    def stream_count(self) -> int:
+        with self.datastore.get_connection() as conn:
+            return conn.execute(
+                f"""select count(*) as n from (select distinct originator_id from {self.events_table_name}
+                    union select originator_id from ledger_stream_heads) streams"""
+            ).fetchone()["n"]
+
+    def all_streams(self, batch_size: int = 5000):
+        """Every stream with its stored events and hashes, in stream order, read in batches on a
+        server-side cursor; a stream whose events are all gone still comes with its head."""
+        with self.datastore.get_connection() as conn:
+            heads = {
+                row["originator_id"]: (row["version"], row["hash"])
+                for row in conn.execute("select originator_id, version, hash from ledger_stream_heads").fetchall()
+            }
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor(name="verify") as cursor:
+            cursor.itersize = batch_size
+            cursor.execute(
+                f"""select e.originator_id, e.originator_version, e.topic, e.state, h.hash, h.prev_hash
+                    from {self.events_table_name} e
+                    left join ledger_event_hashes h
+                      on h.originator_id = e.originator_id and h.originator_version = e.originator_version
+                    order by e.originator_id, e.originator_version"""
+            )
+            stream_id, links = None, []
+            for row in cursor:
+                if row["originator_id"] != stream_id:
+                    if stream_id is not None:
+                        yield stream_id, links, heads.pop(stream_id, None)
+                    stream_id, links = row["originator_id"], []
+                links.append(
+                    StoredLink(
+                        row["originator_version"], row["topic"], bytes(row["state"]), row["hash"], row["prev_hash"]
+                    )
+                )
+            if stream_id is not None:
+                yield stream_id, links, heads.pop(stream_id, None)
+        for emptied_stream_id, head in heads.items():
+            yield emptied_stream_id, [], head
+
+
+def link_of(row: dict) -> StoredLink:
+    return StoredLink(row["originator_version"], row["topic"], bytes(row["state"]), row["hash"], row["prev_hash"])

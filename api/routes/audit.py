@@ -1,0 +1,65 @@
+"""Auditors' reads, straight from the log."""
+
+from collections.abc import Iterator
+from typing import Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from api.dependencies import Caller, parse_id, runtime_of
+from api.schemas import AUTHENTICATED, HistoryEventOut, HistoryOut
+from ledger.auditing import History
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+JSONL = "application/jsonl"
+
+
+@router.get(
+    "/conversations/{conversation_id}/history",
+    response_model=HistoryOut,
+    responses={**AUTHENTICATED, 200: {"content": {JSONL: {"schema": {"type": "string"}}}}},
+    description="Every event of the conversation's stream, from the log, with its hashes and whether the chain "
+    "verifies. `format=jsonl`: one event per line, then one line with head_hash, verified and broken_at.",
+)
+def history(
+    conversation_id: str,
+    request: Request,
+    caller: Caller,
+    actor: str | None = Query(default=None, description="only the events of this actor, e.g. user:<id>"),
+    format: Literal["json", "jsonl"] = "json",
+):
+    found = runtime_of(request).ledger.history(caller, parse_id(conversation_id, "conversation"), actor)
+    if format == "jsonl":
+        return StreamingResponse(jsonl(found), media_type=JSONL)
+    return history_out(found)
+
+
+def history_out(found: History) -> HistoryOut:
+    return HistoryOut(
+        conversation_id=found.conversation_id,
+        events=[event_out(event) for event in found.events],
+        head_hash=found.head_hash,
+        verified=found.verified,
+        broken_at=found.broken_at,
+    )
+
+
+def event_out(event) -> HistoryEventOut:
+    return HistoryEventOut(
+        position=event.position,
+        version=event.version,
+        type=event.type,
+        recorded_at=event.recorded_at,
+        actor=event.actor,
+        data=event.data,
+        hash=event.hash,
+        prev_hash=event.prev_hash,
+    )
+
+
+def jsonl(found: History) -> Iterator[bytes]:
+    for event in found.events:
+        yield orjson.dumps(event_out(event).model_dump(mode="json")) + b"\n"
+    summary = {"conversation_id": found.conversation_id, "head_hash": found.head_hash}
+    yield orjson.dumps({**summary, "verified": found.verified, "broken_at": found.broken_at}) + b"\n"

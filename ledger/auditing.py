@@ -1,0 +1,106 @@
+"""What auditors read: a stream's full history from the log itself, each event with its hashes,
+and whether its chain verifies."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import TopicError
+
+from ledger.errors import NotFound
+from ledger.integrity import ChainCheck, StoredLink, check_chain
+
+AUDITORS = ("admin", "auditor")
+METADATA = ("originator_id", "originator_version", "timestamp", "company_id", "actor")
+UNDECODABLE = (ValueError, TypeError, KeyError, AttributeError, TopicError)
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    position: int
+    version: int
+    type: str
+    recorded_at: datetime | None  # None: the stored event no longer decodes
+    actor: str | None
+    data: dict[str, Any] | None
+    hash: str | None
+    prev_hash: str | None
+    company_id: str | None = None
+
+
+@dataclass(frozen=True)
+class History:
+    conversation_id: str
+    events: list[HistoryEvent]
+    head_hash: str | None
+    verified: bool
+    broken_at: int | None
+    reason: str | None
+
+
+class Auditing:
+    """The Ledger's audit reads (self is the Ledger)."""
+
+    def history(self, principal, conversation_id: UUID, actor: str | None = None) -> History:
+        principal.require(*AUDITORS)
+        links, head = self.recorder.stream_links(conversation_id)
+        events = [self._history_event(conversation_id, position, link) for position, link in links]
+        companies = {event.company_id for event in events if event.company_id is not None}
+        if companies != {principal.company_id}:
+            raise NotFound("no such conversation")
+        check = check_chain(str(conversation_id), (link for _, link in links), head)
+        check = first_undecodable(check, events)
+        shown = [event for event in events if actor is None or event.actor == actor]
+        return History(str(conversation_id), shown, check.head_hash, check.verified, check.broken_at, check.reason)
+
+    def _history_event(self, stream_id: UUID, position: int, link: StoredLink) -> HistoryEvent:
+        type_name = link.topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
+        try:
+            event = self.mapper.to_domain_event(StoredEvent(stream_id, link.version, link.topic, link.payload))
+        except UNDECODABLE:
+            event = None
+        if event is None or not well_formed(event):
+            return HistoryEvent(position, link.version, type_name, None, None, None, link.hash, link.prev_hash)
+        data = {name: value for name, value in vars(event).items() if name not in METADATA}
+        return HistoryEvent(
+            position,
+            link.version,
+            type_name,
+            event.timestamp,
+            event.actor,
+            data,
+            link.hash,
+            link.prev_hash,
+            event.company_id,
+        )
+
+    def verify_stream(self, stream_id: UUID) -> tuple[str, int, ChainCheck]:
+        links, head = self.recorder.stream_links(stream_id)
+        if not links and head is None:
+            raise NotFound(f"no stream {stream_id}")
+        return str(stream_id), len(links), check_chain(str(stream_id), (link for _, link in links), head)
+
+    def verify_all(self) -> Iterator[tuple[str, int, ChainCheck]]:
+        """Every stream of the log: its id, its number of events and its chain's check."""
+        for stream_id, links, head in self.recorder.all_streams():
+            yield str(stream_id), len(links), check_chain(str(stream_id), links, head)
+
+
+def well_formed(event) -> bool:
+    """The metadata every event records, of the right types (an altered payload may still parse)."""
+    return (
+        isinstance(event.timestamp, datetime)
+        and isinstance(getattr(event, "actor", None), str)
+        and isinstance(getattr(event, "company_id", None), str)
+    )
+
+
+def first_undecodable(check: ChainCheck, events: list[HistoryEvent]) -> ChainCheck:
+    """A stored event that no longer decodes is broken too (if nothing broke before it)."""
+    for event in events:
+        if event.recorded_at is None and (check.verified or event.version < check.broken_at):
+            return ChainCheck(False, event.version, "the stored event no longer decodes", check.head_hash)
+    return check
