@@ -115,6 +115,38 @@ def command_verify(args: argparse.Namespace) -> None:
         runtime.close()
 
 
+def command_replay(args: argparse.Namespace) -> None:
+    """A conversation's history from the log, as a timeline in the terminal (or JSON lines)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from api.routes.audit import event_out, jsonl
+
+    runtime = build_runtime(settings_from_environment())
+    try:
+        found = runtime.ledger.read_history(args.conversation_id)
+    finally:
+        runtime.close()
+    if args.json:
+        for line in jsonl(found):
+            sys.stdout.write(line.decode())
+        return
+    table = Table(title=f"conversation {found.conversation_id}")
+    for column in ("#", "position", "recorded at", "actor", "event", "data"):
+        table.add_column(column)
+    for event in found.events:
+        data = event_out(event).model_dump(mode="json")["data"]
+        text = ", ".join(f"{key}={value}" for key, value in (data or {}).items())
+        recorded = event.recorded_at.isoformat(timespec="seconds") if event.recorded_at else "(undecodable)"
+        table.add_row(str(event.version), str(event.position), recorded, event.actor or "", event.type, text[:120])
+    console = Console()
+    console.print(table)
+    verdict = "verified" if found.verified else f"BROKEN at version {found.broken_at}: {found.reason}"
+    console.print(f"head hash {found.head_hash}: {verdict}")
+    if not found.verified:
+        sys.exit(1)
+
+
 def command_mock_providers(args: argparse.Namespace) -> None:
     from mock_providers.app import serve
 
@@ -283,6 +315,10 @@ def parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run projections: RQ wake-ups plus a periodic sweep")
     worker.add_argument("--burst", action="store_true", help="catch up once and exit")
     worker.set_defaults(handler=command_worker)
+    replay = commands.add_parser("replay", help="a conversation's history from the log, in the terminal")
+    replay.add_argument("conversation_id", type=uuid.UUID)
+    replay.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    replay.set_defaults(handler=command_replay)
     verify = commands.add_parser("verify", help="check the hash chains of every stream (exit 1 if one is broken)")
     verify.add_argument("--conversation", type=uuid.UUID, help="only this conversation's stream")
     verify.set_defaults(handler=command_verify)

@@ -39,6 +39,7 @@ class History:
     verified: bool
     broken_at: int | None
     reason: str | None
+    company_id: str | None = None
 
 
 class Auditing:
@@ -46,15 +47,23 @@ class Auditing:
 
     def history(self, principal, conversation_id: UUID, actor: str | None = None) -> History:
         principal.require(*AUDITORS)
-        links, head = self.recorder.stream_links(conversation_id)
-        events = [self._history_event(conversation_id, position, link) for position, link in links]
-        companies = {event.company_id for event in events if event.company_id is not None}
-        if companies != {principal.company_id}:
+        found = self.read_history(conversation_id, actor)
+        if found.company_id != principal.company_id:
             raise NotFound("no such conversation")
-        check = check_chain(str(conversation_id), (link for _, link in links), head)
-        check = first_undecodable(check, events)
+        return found
+
+    def read_history(self, stream_id: UUID, actor: str | None = None) -> History:
+        """A stream's history, for the operator (`ledger replay`); the API's `history` checks the caller."""
+        links, head = self.recorder.stream_links(stream_id)
+        events = [self._history_event(stream_id, position, link) for position, link in links]
+        companies = {event.company_id for event in events if event.company_id is not None}
+        if len(companies) != 1:
+            raise NotFound("no such conversation")
+        check = first_undecodable(check_chain(str(stream_id), (link for _, link in links), head), events)
         shown = [event for event in events if actor is None or event.actor == actor]
-        return History(str(conversation_id), shown, check.head_hash, check.verified, check.broken_at, check.reason)
+        return History(
+            str(stream_id), shown, check.head_hash, check.verified, check.broken_at, check.reason, companies.pop()
+        )
 
     def _history_event(self, stream_id: UUID, position: int, link: StoredLink) -> HistoryEvent:
         type_name = link.topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]

@@ -12,8 +12,6 @@ import pytest
 from tests.support import create_channel, create_company, post_signed, sms_payload
 from tests.test_projections import worker_env
 
-VERIFY = [sys.executable, "-m", "api.cli", "verify"]
-
 
 def conversation_of_four_events(client) -> tuple:
     """A conversation whose stream holds Started, then three messages (versions 1 to 4)."""
@@ -29,8 +27,14 @@ def history(client, tenant, conversation_id: str, **params) -> dict:
     return answer.json()
 
 
+def run_ledger(settings, *arguments: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "api.cli", *arguments]
+    env = {**worker_env(settings), "COLUMNS": "200"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
 def verify(settings, *options: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*VERIFY, *options], env=worker_env(settings), capture_output=True, text=True, timeout=120)
+    return run_ledger(settings, "verify", *options)
 
 
 def test_an_untouched_log_verifies_and_the_history_shows_every_event_with_its_hashes(client, settings):
@@ -57,6 +61,12 @@ def test_an_untouched_log_verifies_and_the_history_shows_every_event_with_its_ha
     result = verify(settings)
     assert result.returncode == 0, result.stderr
     assert "verified" in result.stdout
+
+    replay = run_ledger(settings, "replay", conversation_id)
+    assert replay.returncode == 0, replay.stderr
+    assert "InboundMessageReceived" in replay.stdout and "verified" in replay.stdout
+    as_json = run_ledger(settings, "replay", conversation_id, "--json").stdout.splitlines()
+    assert len(as_json) == 5 and '"verified":true' in as_json[-1]
 
 
 TAMPERING = {
@@ -95,6 +105,7 @@ def test_tampering_is_detected_naming_the_stream_and_version(client, settings, d
         result = verify(settings, *options)
         assert result.returncode == 1, result.stdout
         assert f"stream {conversation_id} at version {broken_at}" in result.stderr
+    assert run_ledger(settings, "replay", conversation_id).returncode == 1
 
 
 def test_history_is_for_admins_and_auditors_of_the_company(client):
