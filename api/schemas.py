@@ -222,6 +222,13 @@ class ConversationOut(SummaryOut):
     messages: list[MessageOut] = Field(description="ordered by seq")
 
 
+class ConversationStateOut(ConversationOut):
+    """The conversation as it was, replayed from the log."""
+
+    version: int = Field(description="the last version of the conversation's stream included")
+    at: datetime = Field(description="the time asked for or, given a version, the time that version was recorded")
+
+
 class Provenance(ReadModel):
     value: Any
     source_message_id: UUID | None

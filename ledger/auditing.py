@@ -10,8 +10,10 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import TopicError
 
-from ledger.errors import NotFound
+from ledger.conversation_state import conversation_state
+from ledger.errors import NotFound, ValidationFailed
 from ledger.integrity import ChainCheck, StoredLink, check_chain
+from ledger.messaging import Conversation
 
 AUDITORS = ("admin", "auditor")
 METADATA = ("originator_id", "originator_version", "timestamp", "company_id", "actor")
@@ -51,6 +53,25 @@ class Auditing:
         if found.company_id != principal.company_id:
             raise NotFound("no such conversation")
         return found
+
+    def state(self, principal, conversation_id: UUID, at: datetime | None, version: int | None) -> dict:
+        """The conversation as it was at a time or after a version, replayed from the log by the pure fold
+        of ledger.conversation_state; with it, `version` (the last one included) and `at` (the time asked
+        for or, given a version, the time that version was recorded). A version past the end: the latest."""
+        principal.require(*AUDITORS)
+        if (at is None) == (version is None):
+            raise ValidationFailed.single("at", "one_of_at_or_version", "give exactly one of at and version")
+        events = list(self.repository.event_store.get(conversation_id, lte=version))
+        if not events or not isinstance(events[0], Conversation.Started):
+            raise NotFound("no such conversation")
+        if events[0].company_id != principal.company_id:
+            raise NotFound("no such conversation")
+        if at is not None:
+            events = [event for event in events if event.timestamp <= at]
+            if not events:
+                raise NotFound("the conversation did not exist yet at that time")
+        last = events[-1]
+        return {**conversation_state(events), "version": last.originator_version, "at": at or last.timestamp}
 
     def read_history(self, stream_id: UUID, actor: str | None = None) -> History:
         """A stream's history, for the operator (`ledger replay`); the API's `history` checks the caller."""

@@ -1,15 +1,16 @@
 """Auditors' reads, straight from the log."""
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.dependencies import Caller, parse_id, runtime_of
-from api.schemas import AUTHENTICATED, HistoryEventOut, HistoryOut
+from api.schemas import AUTHENTICATED, ConversationStateOut, HistoryEventOut, HistoryOut
 from ledger.auditing import History
+from ledger.validation import UtcDatetime
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 JSONL = "application/jsonl"
@@ -33,6 +34,24 @@ def history(
     if format == "jsonl":
         return StreamingResponse(jsonl(found), media_type=JSONL)
     return history_out(found)
+
+
+@router.get(
+    "/conversations/{conversation_id}/state",
+    response_model=ConversationStateOut,
+    responses=AUTHENTICATED,
+    description="The conversation's summary and messages as they were at a time (`at`) or after a version of its "
+    "stream (`version`; past the end: the latest), replayed from the log by the fold the read models compute. "
+    "Exactly one of `at` and `version`. For admins and auditors.",
+)
+def state(
+    conversation_id: str,
+    request: Request,
+    caller: Caller,
+    at: Annotated[UtcDatetime | None, Query(description="ISO 8601; the state after what was recorded by then")] = None,
+    version: int | None = Query(default=None, ge=1, description="the state after this version of the stream"),
+) -> dict:
+    return runtime_of(request).ledger.state(caller, parse_id(conversation_id, "conversation"), at, version)
 
 
 def history_out(found: History) -> HistoryOut:
