@@ -163,19 +163,40 @@ def command_migrate(args: argparse.Namespace) -> None:
 
 
 def command_rebuild(args: argparse.Namespace) -> None:
+    """Rebuilds read models (or restarts policies) from the log, with a progress bar; reads keep
+    answering from the old model until the new one is swapped in."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     runtime = build_runtime(settings_from_environment())
     try:
-        projection = runtime.projector.projections.get(args.projection)
-        if projection is None:
-            sys.exit(f"no projection {args.projection!r}; one of: {', '.join(runtime.projector.projections)}")
+        projections = runtime.projector.projections
+        if args.all:
+            chosen = [projection for projection in projections.values() if projection.tables]
+        elif args.projection in projections:
+            chosen = [projections[args.projection]]
+        else:
+            sys.exit(f"no projection {args.projection!r}; one of: {', '.join(projections)} (or --all)")
         head = max(runtime.ledger.head_position(), 1)
-        total = runtime.projector.rebuild(
-            projection,
-            progress=lambda done: print(
-                f"\r{projection.name}: {done} events read ({head} in the log)", end="", flush=True
-            ),
-        )
-        print(f"\nrebuilt {projection.name} from {total} events")
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("events"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        ]
+        with Progress(*columns) as progress:
+            for projection in chosen:
+                task = progress.add_task(projection.name, total=head, rate="")
+                started = time.monotonic()
+
+                def advance(done: int, task=task, started=started) -> None:
+                    rate = f"{done / max(time.monotonic() - started, 1e-9):,.0f}/s"
+                    progress.update(task, completed=min(done, head), rate=rate)
+
+                total = runtime.projector.rebuild(projection, progress=advance)
+                progress.update(task, completed=head)
+                print(f"rebuilt {projection.name} from {total} events")
     finally:
         runtime.close()
 
@@ -331,8 +352,9 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="create the event store and read-model tables").set_defaults(
         handler=command_migrate
     )
-    rebuild = commands.add_parser("rebuild", help="drop a read model and rebuild it from the log")
-    rebuild.add_argument("projection")
+    rebuild = commands.add_parser("rebuild", help="rebuild a read model from the log, swapped in when complete")
+    rebuild.add_argument("projection", nargs="?", help="a read model, or a policy to restart from the log")
+    rebuild.add_argument("--all", action="store_true", help="every read model")
     rebuild.set_defaults(handler=command_rebuild)
     return root
 

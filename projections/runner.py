@@ -119,15 +119,68 @@ class Projector:
             conn.execute("update projection_tracking set error = %s where name = %s", [error[:2000], name])
 
     def rebuild(self, projection: Projection, progress: Callable[[int], None] | None = None) -> int:
-        """Empties the read model and replays the whole log into it."""
-        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            self._lock_and_read_position(cursor, projection.name)
-            for table in projection.tables:
-                cursor.execute(f"truncate {table}")
-            cursor.execute("update projection_tracking set position = 0 where name = %s", [projection.name])
-        applied = 0
-        while batch := self.run_batch(projection):
+        """Replays the whole log into a fresh copy of the read model and swaps it in; returns the
+        number of events read. A policy (no tables) simply starts again from the log's beginning."""
+        if not projection.tables:
+            with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                self._lock_and_read_position(cursor, projection.name)
+                cursor.execute("update projection_tracking set position = 0 where name = %s", [projection.name])
+            return self._count_as_you_go(lambda: self.run_batch(projection), progress)
+        return self._rebuild_in_shadow(projection, progress)
+
+    def _rebuild_in_shadow(self, projection: Projection, progress: Callable[[int], None] | None) -> int:
+        """Builds the tables from the projection's current DDL in a schema of their own, replays the log
+        into them while the live tables keep serving (and keep being projected), then, holding the
+        projection's lock, catches them up and moves them in place, in one transaction: reads never see
+        a blank or half-filled model, and the tracked position never goes backwards."""
+        shadow = f"rebuild_{projection.name}"
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(f"drop schema if exists {shadow} cascade")
+            conn.execute(f"create schema {shadow}")
+            conn.execute(f"set local search_path = {shadow}, public")
+            for statement in projection.ddl:
+                conn.execute(statement)
+        position = 0
+
+        def replay_batch(lock: bool = False) -> int:
+            nonlocal position
+            with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                if lock:
+                    self._lock_and_read_position(cursor, projection.name)
+                cursor.execute(f"set local search_path = {shadow}, public")
+                notifications = self.recorder.select_notifications(
+                    start=position, limit=self.batch_size, inclusive_of_start=False
+                )
+                for notification in notifications:
+                    self._apply(projection, cursor, notification)
+                if notifications:
+                    position = notifications[-1].id
+                if lock and not notifications:
+                    self._swap_in(cursor, projection, shadow, position)
+                return len(notifications)
+
+        applied = self._count_as_you_go(replay_batch, progress)
+        while batch := replay_batch(lock=True):  # the last stretch, under the lock, then the swap
             applied += batch
+        return applied
+
+    @staticmethod
+    def _swap_in(cursor, projection: Projection, shadow: str, position: int) -> None:
+        for table in projection.tables:
+            cursor.execute(f"drop table if exists public.{table}")
+            cursor.execute(f"alter table {shadow}.{table} set schema public")
+        cursor.execute(f"drop schema {shadow} cascade")
+        cursor.execute(
+            """update projection_tracking set position = greatest(position, %s), updated_at = now(), error = null
+               where name = %s""",
+            [position, projection.name],
+        )
+
+    @staticmethod
+    def _count_as_you_go(batch: Callable[[], int], progress: Callable[[int], None] | None) -> int:
+        applied = 0
+        while read := batch():
+            applied += read
             if progress:
                 progress(applied)
         return applied
