@@ -1,5 +1,6 @@
 """A conversation as it was: a pure fold over its decoded events, in version order, computing what
-the summaries and timeline read models compute (same fields, same status fold). No I/O."""
+the summaries and timeline read models compute (same fields, same status fold: the timeline builds
+its rows with `new_message` and folds statuses with `folded`). No I/O."""
 
 from collections.abc import Iterable
 from datetime import datetime

@@ -4,9 +4,7 @@ availability, and the commands the bot and assignment policies act through."""
 from dataclasses import dataclass
 from uuid import UUID
 
-from ledger.channels._payloads import preview
 from ledger.errors import ValidationFailed
-from ledger.ids import natural_id
 from ledger.messaging import Conversation
 from ledger.receipts import SendReceipt
 from ledger.sending import default_type
@@ -108,22 +106,12 @@ class Handling:
             if self.find(SendReceipt, receipt_id) is not None or conversation.owner_id != company.bot_user_id:
                 return None
             channel = self.get_channel(UUID(conversation.channel_id))
-            message_id = natural_id("outbound", company.company_id, key)
             actor = f"bot:{company.bot_user_id}"
-            conversation.queue_outbound(
-                message_id,
-                company.bot_user_id,
-                default_type(channel.kind, []),
-                body,
-                preview(body),
-                [],
-                key,
-                actor,
-                intent,
+            _, receipt = self._add_outbound(
+                conversation, company.bot_user_id, actor, body, [], default_type(channel.kind, []), key, intent
             )
             if hand_off:
                 conversation.transfer(to_owner_id, "handoff", "policy:bot")
-            receipt = SendReceipt.claim(company.company_id, key, message_id, conversation.id, actor)
             return self.commit(conversation, receipt)
 
         return self.retry_on_conflict(run)

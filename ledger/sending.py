@@ -138,23 +138,34 @@ class Sending:
 
     def _queue(self, principal, conversation, contact, body, attachments, message_type, idempotency_key) -> Queued:
         """The message, and the receipt of its Idempotency-Key, in one transaction."""
-        company_id = principal.company_id
+        message_id, receipt = self._add_outbound(
+            conversation, principal.user_id, principal.actor, body, attachments, message_type, idempotency_key
+        )
+        position = self.commit(contact, conversation, receipt)
+        return Queued(str(message_id), str(conversation.id), "queued", position, created=True)
+
+    def _add_outbound(
+        self,
+        conversation: Conversation,
+        author_id: str,
+        actor: str,
+        body: str,
+        attachments: list[str],
+        message_type: str,
+        idempotency_key: str | None,
+        bot_intent: str | None = None,
+    ) -> tuple[UUID, SendReceipt | None]:
+        """Queues an outbound message on the conversation; with a key, the receipt that claims it,
+        to be saved in the same transaction. Its id derives from the key, so a replay finds it."""
+        company_id = conversation.company_id
         message_id = natural_id("outbound", company_id, idempotency_key) if idempotency_key else uuid4()
         conversation.queue_outbound(
-            message_id,
-            principal.user_id,
-            message_type,
-            body,
-            preview(body),
-            attachments,
-            idempotency_key,
-            principal.actor,
+            message_id, author_id, message_type, body, preview(body), attachments, idempotency_key, actor, bot_intent
         )
         receipt = None
         if idempotency_key:
-            receipt = SendReceipt.claim(company_id, idempotency_key, message_id, conversation.id, principal.actor)
-        position = self.commit(contact, conversation, receipt)
-        return Queued(str(message_id), str(conversation.id), "queued", position, created=True)
+            receipt = SendReceipt.claim(company_id, idempotency_key, message_id, conversation.id, actor)
+        return message_id, receipt
 
     # -- the dispatcher's commands -------------------------------------------------------
 

@@ -4,6 +4,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ledger.conversation_state import new_message
 from ledger.delivery import folded
 from ledger.messaging import Conversation
 from projections import Projection
@@ -38,51 +39,39 @@ PROJECTION = Projection(
 
 
 @PROJECTION.on(Conversation.InboundMessageReceived)
-def inbound_message_received(cursor, event: Conversation.InboundMessageReceived, position: int) -> None:
-    cursor.execute(
-        """insert into timeline_messages (conversation_id, seq, id, company_id, direction, author_id, contact_id,
-               body, attachments, message_type, sent_at, recorded_at, status, provider_message_id, position)
-           values (%s, %s, %s, %s, 'inbound', null, %s, %s, %s, %s, %s, %s, 'received', %s, %s)""",
-        [
-            event.originator_id,
-            event.seq,
-            event.message_id,
-            event.company_id,
-            event.contact_id,
-            event.body,
-            Jsonb(event.attachments),
-            event.message_type,
-            event.sent_at,
-            event.recorded_at,
-            event.provider_message_id,
-            position,
-        ],
-    )
-
-
 @PROJECTION.on(Conversation.OutboundMessageQueued)
-def outbound_message_queued(cursor, event: Conversation.OutboundMessageQueued, position: int) -> None:
-    history = [{"status": "queued", "at": event.recorded_at.isoformat(), "source": "ledger"}]
+def message_added(cursor, event, position: int) -> None:
+    """The message as the conversation's state fold makes it (GET .../state replays the same rules)."""
+    message = new_message(event)
+    history = [] if message["direction"] == "inbound" else [queued_at(event)]
     cursor.execute(
         """insert into timeline_messages (conversation_id, seq, id, company_id, direction, author_id, contact_id,
                body, attachments, message_type, sent_at, recorded_at, status, provider_message_id, position,
                status_history)
-           values (%s, %s, %s, %s, 'outbound', %s, %s, %s, %s, %s, null, %s, 'queued', null, %s, %s)""",
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         [
             event.originator_id,
-            event.seq,
-            event.message_id,
+            message["seq"],
+            message["id"],
             event.company_id,
-            event.author_id,
-            event.contact_id,
-            event.body,
-            Jsonb(event.attachments),
-            event.message_type,
-            event.recorded_at,
+            message["direction"],
+            message["author_id"],
+            message["contact_id"],
+            message["body"],
+            Jsonb(message["attachments"]),
+            message["type"],
+            message["sent_at"],
+            message["recorded_at"],
+            message["status"],
+            message["provider_message_id"],
             position,
             Jsonb(history),
         ],
     )
+
+
+def queued_at(event: Conversation.OutboundMessageQueued) -> dict:
+    return {"status": "queued", "at": event.recorded_at.isoformat(), "source": "ledger"}
 
 
 @PROJECTION.on(Conversation.OutboundAttemptStarted)
