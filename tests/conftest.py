@@ -258,3 +258,29 @@ def sending(runtime, client, mock_providers) -> Iterator[None]:
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
+
+
+# -- the mock providers, a fresh one per test, and a stand-in for the ledger they call -----------
+
+
+@pytest.fixture
+def mock() -> Iterator[Served]:
+    from mock_providers.app import create_app
+
+    with Served(create_app()) as served:
+        yield served
+
+
+@pytest.fixture
+def http(mock) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=mock.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple]:
+    from tests.mock_harness import receiver_app
+
+    received: list = []
+    with Served(receiver_app(received)) as served:
+        yield served, received
