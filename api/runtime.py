@@ -9,6 +9,7 @@ from psycopg_pool import ConnectionPool
 from redis import Redis
 from rq import Queue
 
+from api.metrics import Metrics
 from api.settings import Settings
 from ledger.application import Ledger
 from ledger.credentials import SecretBox, new_secret_key
@@ -27,6 +28,7 @@ class Runtime:
     queue: Queue
     wakeup: Wakeup
     admin_token: str
+    metrics: Metrics
 
     def close(self) -> None:
         self.wakeup.close()
@@ -109,7 +111,8 @@ def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
     queue = Queue(settings.queue_name, connection=redis)
     wakeup = Wakeup(redis, queue, list(projector.projections))
     ledger.commit_listeners.append(lambda position: wakeup.notify())
-    return Runtime(settings, ledger, pool, projector, redis, queue, wakeup, admin_token(settings))
+    metrics = Metrics(ledger, pool, projector)
+    return Runtime(settings, ledger, pool, projector, redis, queue, wakeup, admin_token(settings), metrics)
 
 
 def migrate(settings: Settings) -> None:

@@ -22,8 +22,9 @@ from ledger.errors import Contended, NotFound, ValidationFailed
 from ledger.handling import Handling
 from ledger.ids import natural_id
 from ledger.messaging import Conversation
+from ledger.personal import Keyring, SealingMapper
 from ledger.receipts import Receipt
-from ledger.recorder import VersionConflict
+from ledger.recorder import KeyDestroyed, VersionConflict
 from ledger.sending import Sending
 from ledger.tenancy import Channel, Company
 from ledger.tenants import Tenants
@@ -73,18 +74,31 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
     ) -> None:
         super().__init__(env)
         self.secret_box = secret_box
+        self.keyring = Keyring(self.recorder.datastore, secret_box)
+        self.mapper.keyring = self.keyring
         self.default_region = default_region
         self.recorder.set_write_budget(write_budget_seconds)
         # Called with the position after every commit: the runtime wakes the projectors here,
         # so a write from a route, a worker or a policy wakes them alike.
         self.commit_listeners: list[Callable[[int], None]] = []
 
+    def construct_mapper(self) -> SealingMapper:
+        return SealingMapper(transcoder=self.construct_transcoder())
+
+    def address_key(self, address: str) -> str:
+        """The keyed hash that stands for a normalized address in stream ids."""
+        return self.secret_box.digest(address, "address")
+
     # -- the write path -------------------------------------------------------------
 
     def commit(self, *aggregates: LedgerAggregate | None) -> int:
         """Appends the pending events of the aggregates in one transaction and returns
         the log position of the last one. Every command writes through here."""
-        recordings = self.save(*aggregates)
+        try:
+            recordings = self.save(*aggregates)
+        except KeyDestroyed as destroyed:
+            self.keyring.forget(destroyed.contact_id)  # the command's retry seals under a new key
+            raise
         self._snapshot_long_conversations(recordings)
         position = recordings[-1].notification.id
         for listener in self.commit_listeners:
@@ -176,17 +190,27 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
         self, channel: Channel, address_kind: str, sender: str, message: InboundMessage, receipt_id: UUID
     ) -> Ingested:
         company_id, channel_id, actor = channel.company_id, str(channel.id), f"provider:{channel.id}"
-        contact_id = Contact.id_for(company_id, sender)
-        new_contact = None
-        if self.find(Contact, contact_id) is None:
-            new_contact = Contact.create(company_id, sender, address_kind, actor)
-        conversation = self.find(Conversation, Conversation.id_for(company_id, channel_id, sender))
+        address_key = self.address_key(sender)
+        contact_id = Contact.id_for(company_id, address_key)
+        contact = self.find(Contact, contact_id)
+        if contact is None:
+            contact = Contact.create(company_id, sender, address_key, address_kind, actor)
+        else:
+            contact.add_address(sender, address_kind, actor)  # known again after an erasure
+        conversation = self.find(Conversation, Conversation.id_for(company_id, channel_id, address_key))
         if conversation is not None:
             conversation.reopen(actor)  # a closed conversation is back in its owner's queue
         else:
             company = self.get_owned(Company, UUID(company_id), company_id)
             conversation = Conversation.start(
-                company_id, channel_id, str(contact_id), sender, channel.address, company.bot_user_id, actor
+                company_id,
+                channel_id,
+                str(contact_id),
+                sender,
+                address_key,
+                channel.address,
+                company.bot_user_id,
+                actor,
             )
         message_id = natural_id("message", receipt_id)
         conversation.receive_inbound(
@@ -198,9 +222,10 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
             message.attachments,
             utc_iso(message.sent_at),
             actor,
+            sender=sender,
         )
         receipt = Receipt.claim(
             company_id, channel_id, message.provider_message_id, message_id, conversation.id, contact_id, actor
         )
-        position = self.commit(new_contact, conversation, receipt)
+        position = self.commit(contact, conversation, receipt)
         return Ingested(str(message_id), str(conversation.id), str(contact_id), position, False)

@@ -14,6 +14,7 @@ from ledger.tenancy import check_name
 
 EXTRACTION = "policy:extraction"
 EDITORS = ("admin", "agent")
+ERASERS = ("admin",)
 MAX_NAME_LENGTH = 200
 MAX_PHONE_LENGTH = 64
 MAX_CUSTOM_FIELDS = 50  # in one change
@@ -53,6 +54,21 @@ class ContactCommands:
             return contact, self.commit(contact) if changed else self.head_position()
 
         return self.retry_on_conflict(run)
+
+    def erase_personal_data(self, principal, contact_id: UUID) -> int:
+        """Crypto-shredding: records PersonalDataErased, whose append destroys the contact's data keys
+        in the same transaction (ledger.recorder). Every message body, address and field value of the
+        contact recorded before it reads "[erased]" from then on; the log itself is not rewritten."""
+        principal.require(*ERASERS)
+
+        def run() -> int:
+            contact = self.get_owned(Contact, contact_id, principal.company_id)
+            contact.erase(principal.actor)
+            return self.commit(contact)
+
+        position = self.retry_on_conflict(run)
+        self.keyring.forget(contact_id)
+        return position
 
     def _checked_contact_changes(self, changes: dict[str, Any]) -> dict[str, Any]:
         checked: dict[str, Any] = {}

@@ -22,6 +22,7 @@ FIELD_OF_ADDRESS_KIND = {"phone": "phone", "email": "email"}
 PERSON = "person"  # the method of a value a person set
 ADDRESS = "address"  # the method of a value taken from the address the contact was seen with
 CUSTOM_PREFIX = "custom_fields."  # the provenance of custom field k is under "custom_fields.k"
+ERASED = "[erased]"  # what reads show in place of erased personal data
 
 
 class Contact(LedgerAggregate):
@@ -69,13 +70,26 @@ class Contact(LedgerAggregate):
         def apply(self, contact: "Contact") -> None:
             apply_person_changes(contact.provenance, contact.custom_fields, self.changes, self.recorded_at, self.actor)
 
-    # 2: `provenance`, `custom_fields` and `extracted_from` were added. Only conversations are
-    # snapshotted, so no contact snapshot is expected to lack them; one taken by hand still loads.
-    class_version = 2
+    class PersonalDataErased(LedgerAggregate.Event):
+        """The contact's data keys were destroyed with this event (ledger.personal): every personal
+        value recorded before it reads "[erased]" from now on."""
+
+        def apply(self, contact: "Contact") -> None:
+            contact.addresses = erased_addresses(contact.addresses)
+            erase_values(contact.provenance, contact.custom_fields)
+            contact.erased = True
+
+    # 2: `provenance`, `custom_fields` and `extracted_from` were added; 3: `erased`. Contacts are
+    # not snapshotted (their state would need sealing), so these only upcast snapshots taken by hand.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict) -> None:
         state.update(provenance={}, custom_fields={}, extracted_from=[])
+
+    @staticmethod
+    def upcast_v2_v3(state: dict) -> None:
+        state["erased"] = False
 
     def __init__(self, company_id: str, actor: str, address: str, address_kind: str) -> None:
         self.company_id = company_id
@@ -83,17 +97,20 @@ class Contact(LedgerAggregate):
         self.provenance: dict[str, dict] = {}  # field -> {value, source_message_id, method, at, actor}
         self.custom_fields: dict[str, Any] = {}
         self.extracted_from: list[str] = []  # the messages extractions were recorded from
+        self.erased = False  # its personal data was erased (it may have been seen again since)
         fill_from_address(self.provenance, address, address_kind, self.created_on, actor)
 
     @staticmethod
-    def id_for(company_id: str, address: str) -> UUID:
-        return natural_id("contact", company_id, address)
+    def id_for(company_id: str, address_key: str) -> UUID:
+        """address_key: the keyed hash of the address (Ledger.address_key), so that the id reveals no
+        address and still finds the contact after its addresses were erased."""
+        return natural_id("contact", company_id, address_key)
 
     @classmethod
-    def create(cls, company_id: str, address: str, address_kind: str, actor: str) -> "Contact":
+    def create(cls, company_id: str, address: str, address_key: str, address_kind: str, actor: str) -> "Contact":
         return cls._create(
             cls.Created,
-            id=cls.id_for(company_id, address),
+            id=cls.id_for(company_id, address_key),
             company_id=company_id,
             actor=actor,
             address=address,
@@ -147,6 +164,10 @@ class Contact(LedgerAggregate):
     def set_by_person(self, field: str) -> bool:
         return set_by_person(self.provenance, field)
 
+    def erase(self, actor: str) -> None:
+        """Always recorded, even twice: each erasure destroys the keys made since the last one."""
+        self._record(self.PersonalDataErased, actor)
+
 
 def same(a: object, b: object) -> bool:
     """Equal and of the same type: True is not 1, 1 is not 1.0."""
@@ -195,6 +216,20 @@ def apply_person_changes(provenance: dict, custom_fields: dict, changes: dict, a
         else:
             custom_fields[key] = value
             provenance[CUSTOM_PREFIX + key] = provenance_entry(value, None, PERSON, at, actor)
+
+
+def erased_addresses(addresses: list[str]) -> list[str]:
+    return [ERASED for _ in addresses]
+
+
+def erase_values(provenance: dict, custom_fields: dict) -> None:
+    """What reading the erased events back gives: every value that was set reads "[erased]"; a value
+    cleared (None) stays cleared."""
+    for entry in provenance.values():
+        if entry.get("value") is not None:
+            entry["value"] = ERASED
+    for key in custom_fields:
+        custom_fields[key] = ERASED
 
 
 # Contacts moved here from ledger.messaging: events stored under the old topics still resolve.

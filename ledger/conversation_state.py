@@ -30,6 +30,8 @@ def conversation_state(events: Iterable[Conversation.Event]) -> dict:
             }
         elif isinstance(event, Conversation.InboundMessageReceived | Conversation.OutboundMessageQueued):
             messages[event.message_id] = new_message(event)
+            if getattr(event, "sender", None) is not None:  # the address, known again after an erasure
+                state["participants"][0] = event.sender
             state["message_count"] += 1
             state.update(
                 last_message_at=event.recorded_at, last_message_preview=event.preview, updated_at=event.recorded_at

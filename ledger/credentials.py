@@ -37,11 +37,20 @@ def constant_time_equal(given: str, expected: str) -> bool:
 
 
 class SecretBox:
+    """The deployment's secret key: seals secrets and data keys, and keys the hashes of addresses."""
+
     def __init__(self, secret_key: str) -> None:
         key = base64.urlsafe_b64decode(secret_key.encode())
         if len(key) != 32:
             raise ValueError("the secret key must be 32 bytes, urlsafe-base64 encoded")
         self._aead = AESGCM(key)
+        # A key of its own for the keyed hashes, derived so that neither use weakens the other.
+        self._digest_key = hmac.new(key, b"ledger keyed digests v1", hashlib.sha256).digest()
+
+    def digest(self, value: str, purpose: str) -> str:
+        """HMAC-SHA256 of the value under the deployment's secret: equal values give equal digests,
+        and nobody without the secret can test a guess (a phone number is easy to guess)."""
+        return hmac.new(self._digest_key, f"{purpose}\x1f{value}".encode(), hashlib.sha256).hexdigest()
 
     def seal(self, plaintext: str, context: str) -> str:
         nonce = os.urandom(12)

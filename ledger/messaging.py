@@ -28,9 +28,12 @@ class Conversation(LedgerAggregate):
         preview: str
         attachments: list[str]
         sent_at: str | None
+        sender: str | None = None  # the contact's address: known again after an erasure
 
         def apply(self, conversation: "Conversation") -> None:
             conversation.last_seq = self.seq
+            if self.sender is not None:
+                conversation.contact_address = self.sender
 
     class OwnerTransferred(LedgerAggregate.Event):
         from_owner_id: str | None
@@ -140,8 +143,9 @@ class Conversation(LedgerAggregate):
             message["reports"].append([self.provider_status, self.error_code])
             message["status"] = folded(message["status"], self.status)
 
-    # 2: `outbound` was added; 3: `read_markers` and `bot_fallbacks`. Older snapshots lack them.
-    class_version = 3
+    # 2: `outbound` was added; 3: `read_markers` and `bot_fallbacks`; 4: `participants` split into
+    # `contact_address` (personal, sealed in snapshots) and `channel_address`. Older snapshots lack them.
+    class_version = 4
 
     @staticmethod
     def upcast_v1_v2(state: dict) -> None:
@@ -150,6 +154,10 @@ class Conversation(LedgerAggregate):
     @staticmethod
     def upcast_v2_v3(state: dict) -> None:
         state.update(read_markers={}, bot_fallbacks=0)
+
+    @staticmethod
+    def upcast_v3_v4(state: dict) -> None:
+        state["contact_address"], state["channel_address"] = state.pop("participants")
 
     def __init__(
         self,
@@ -164,7 +172,8 @@ class Conversation(LedgerAggregate):
         self.company_id = company_id
         self.channel_id = channel_id
         self.contact_id = contact_id
-        self.participants = [contact_address, channel_address]
+        self.contact_address = contact_address
+        self.channel_address = channel_address
         self.owner_id = owner_id
         self.status = "open"
         self.last_seq = 0
@@ -173,8 +182,10 @@ class Conversation(LedgerAggregate):
         self.bot_fallbacks = 0  # the bot's fallback answers since it last understood
 
     @staticmethod
-    def id_for(company_id: str, channel_id: str, contact_address: str) -> UUID:
-        return natural_id("conversation", company_id, channel_id, contact_address)
+    def id_for(company_id: str, channel_id: str, address_key: str) -> UUID:
+        """address_key: the keyed hash of the contact's address (Ledger.address_key), so that the id
+        reveals no address and still finds the conversation after the address was erased."""
+        return natural_id("conversation", company_id, channel_id, address_key)
 
     @classmethod
     def start(
@@ -183,13 +194,14 @@ class Conversation(LedgerAggregate):
         channel_id: str,
         contact_id: str,
         contact_address: str,
+        address_key: str,
         channel_address: str,
         owner_id: str,
         actor: str,
     ) -> "Conversation":
         return cls._create(
             cls.Started,
-            id=cls.id_for(company_id, channel_id, contact_address),
+            id=cls.id_for(company_id, channel_id, address_key),
             company_id=company_id,
             actor=actor,
             channel_id=channel_id,
@@ -209,6 +221,7 @@ class Conversation(LedgerAggregate):
         attachments: list[str],
         sent_at: str | None,
         actor: str,
+        sender: str | None = None,
     ) -> int:
         """Appends the message with the next seq; a concurrent append to the same
         conversation collides on the stream version, so seq never has gaps."""
@@ -225,6 +238,7 @@ class Conversation(LedgerAggregate):
             preview=preview,
             attachments=attachments,
             sent_at=sent_at,
+            sender=self.contact_address if sender is None else sender,
         )
         return seq
 
@@ -263,7 +277,10 @@ class Conversation(LedgerAggregate):
         idempotency_key: str | None,
         actor: str,
         bot_intent: str | None = None,
+        to: str | None = None,
     ) -> None:
+        """To the conversation's contact address, or to `to` (the same address, given again by the
+        sender when the one recorded was erased)."""
         self._record(
             self.OutboundMessageQueued,
             actor,
@@ -272,7 +289,7 @@ class Conversation(LedgerAggregate):
             author_id=author_id,
             channel_id=self.channel_id,
             contact_id=self.contact_id,
-            to=self.participants[0],
+            to=to or self.contact_address,
             message_type=message_type,
             body=body,
             preview=preview,

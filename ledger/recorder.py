@@ -25,6 +25,7 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.errors import Unavailable
 from ledger.integrity import GENESIS, StoredLink, event_hash
+from ledger.personal import ERASURE_TOPIC, KEYS_DDL
 
 DEFAULT_BUDGET_SECONDS = 10.0
 
@@ -47,6 +48,15 @@ HEADS_DDL = """create table if not exists ledger_stream_heads (
     hash text not null)"""
 
 
+class KeyDestroyed(VersionConflict):
+    """The write was sealed under a contact key that an erasure destroyed after it was read: the
+    command runs again and seals under the contact's next key."""
+
+    def __init__(self, contact_id: Any) -> None:
+        super().__init__(f"the data key of contact {contact_id} was destroyed by an erasure")
+        self.contact_id = contact_id
+
+
 class UnanchoredStream(Exception):
     """A stream written before hash chains existed, not yet hashed by `ledger migrate`."""
 
@@ -55,7 +65,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.set_write_budget(DEFAULT_BUDGET_SECONDS)
-        self.sql_create_statements += [SQL(HASHES_DDL), SQL(HEADS_DDL)]
+        self.sql_create_statements += [SQL(HASHES_DDL), SQL(HEADS_DDL), SQL(KEYS_DDL)]
 
     def set_write_budget(self, seconds: float) -> None:
         """Composes, once, the statement that sets the budget, locks the log and notifies."""
@@ -76,9 +86,11 @@ class LedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
             try:
                 cursor.execute(self.lock_and_notify_statement)
+                self._check_keys_alive(cursor, stored_events)
                 self._insert_rows(cursor, stored_events)
                 notification_ids = self._fetch_ids_after_insert_events(cursor, stored_events)
                 self._chain(cursor, stored_events)
+                self._destroy_erased_keys(cursor, stored_events)
             except psycopg.errors.UniqueViolation as error:
                 if error.diag.table_name != self.events_table_name:
                     raise
@@ -95,6 +107,38 @@ class LedgerRecorder(PostgresApplicationRecorder):
             for event in stored_events
         ]
         cursor.execute(self.insert_events_statement, (rows,))
+
+    # -- crypto-shredding (ledger.personal) ---------------------------------------------------
+
+    def _check_keys_alive(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+        """Under the log's lock, so that no erasure commits between this check and the append."""
+        keys = {event.sealed_by for event in stored_events if getattr(event, "sealed_by", None)}
+        if not keys:
+            return
+        contact_ids, generations = zip(*keys, strict=True)
+        alive = {
+            (row["contact_id"], row["generation"])
+            for row in cursor.execute(
+                """select k.contact_id, k.generation from ledger_contact_keys k
+                   join unnest(%s::uuid[], %s::int[]) as used (contact_id, generation)
+                     on k.contact_id = used.contact_id and k.generation = used.generation
+                   where k.sealed_key is not null""",
+                [list(contact_ids), list(generations)],
+            ).fetchall()
+        }
+        if destroyed := keys - alive:
+            contact_id, _ = destroyed.pop()
+            raise KeyDestroyed(contact_id)
+
+    def _destroy_erased_keys(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+        """An erasure destroys the contact's keys in the transaction that records it."""
+        erased = [event.originator_id for event in stored_events if event.topic == ERASURE_TOPIC]
+        if erased:
+            cursor.execute(
+                """update ledger_contact_keys set sealed_key = null, erased_at = now()
+                   where contact_id = any(%s) and sealed_key is not null""",
+                [erased],
+            )
 
     # -- the hash chains ---------------------------------------------------------------
 

@@ -11,9 +11,9 @@ from uuid import UUID, uuid4
 from ledger.addresses import normalize
 from ledger.channels import WebhookRequest, channel_kinds
 from ledger.channels._payloads import preview
-from ledger.contacts import Contact
+from ledger.contacts import ERASED, Contact
 from ledger.delivery import SendPolicy
-from ledger.errors import NotFound, ValidationFailed
+from ledger.errors import Conflict, NotFound, ValidationFailed
 from ledger.ids import natural_id
 from ledger.messaging import Conversation
 from ledger.providers import ProviderAnswer
@@ -79,6 +79,11 @@ class Sending:
             if (earlier := self._queued_before(principal.company_id, idempotency_key)) is not None:
                 return earlier
             conversation = self.get_owned(Conversation, conversation_id, principal.company_id)
+            if conversation.contact_address == ERASED:
+                raise Conflict(
+                    "the contact's personal data was erased, its address with it: send with POST /v1/messages",
+                    [{"field": "conversation_id", "issue": "contact_erased", "message": "the address was erased"}],
+                )
             channel = self.get_owned(Channel, UUID(conversation.channel_id), principal.company_id)
             message_type = default_type(channel.kind, attachments)
             return self._queue(principal, conversation, None, body, attachments, message_type, idempotency_key)
@@ -106,23 +111,30 @@ class Sending:
         def queue() -> Queued:
             if (earlier := self._queued_before(principal.company_id, idempotency_key)) is not None:
                 return earlier
-            conversation_id = Conversation.id_for(principal.company_id, str(channel.id), address)
-            conversation = self.find(Conversation, conversation_id)
-            contact = None
+            address_key = self.address_key(address)
+            contact_id = Contact.id_for(principal.company_id, address_key)
+            contact = self.find(Contact, contact_id)
+            if contact is None:
+                contact = Contact.create(principal.company_id, address, address_key, address_kind, principal.actor)
+            else:
+                contact.add_address(address, address_kind, principal.actor)  # known again after an erasure
+            conversation = self.find(
+                Conversation, Conversation.id_for(principal.company_id, str(channel.id), address_key)
+            )
             if conversation is None:
-                contact_id = Contact.id_for(principal.company_id, address)
-                if self.find(Contact, contact_id) is None:
-                    contact = Contact.create(principal.company_id, address, address_kind, principal.actor)
                 conversation = Conversation.start(
                     principal.company_id,
                     str(channel.id),
                     str(contact_id),
                     address,
+                    address_key,
                     channel.address,
                     principal.user_id,
                     principal.actor,
                 )
-            return self._queue(principal, conversation, contact, body, attachments, message_type, idempotency_key)
+            return self._queue(
+                principal, conversation, contact, body, attachments, message_type, idempotency_key, to=address
+            )
 
         return self.retry_on_conflict(queue)
 
@@ -136,10 +148,12 @@ class Sending:
         status = conversation.outbound[receipt.message_id]["status"]
         return Queued(receipt.message_id, receipt.conversation_id, status, self.head_position(), created=False)
 
-    def _queue(self, principal, conversation, contact, body, attachments, message_type, idempotency_key) -> Queued:
+    def _queue(
+        self, principal, conversation, contact, body, attachments, message_type, idempotency_key, to=None
+    ) -> Queued:
         """The message, and the receipt of its Idempotency-Key, in one transaction."""
         message_id, receipt = self._add_outbound(
-            conversation, principal.user_id, principal.actor, body, attachments, message_type, idempotency_key
+            conversation, principal.user_id, principal.actor, body, attachments, message_type, idempotency_key, to=to
         )
         position = self.commit(contact, conversation, receipt)
         return Queued(str(message_id), str(conversation.id), "queued", position, created=True)
@@ -154,13 +168,23 @@ class Sending:
         message_type: str,
         idempotency_key: str | None,
         bot_intent: str | None = None,
+        to: str | None = None,
     ) -> tuple[UUID, SendReceipt | None]:
         """Queues an outbound message on the conversation; with a key, the receipt that claims it,
         to be saved in the same transaction. Its id derives from the key, so a replay finds it."""
         company_id = conversation.company_id
         message_id = natural_id("outbound", company_id, idempotency_key) if idempotency_key else uuid4()
         conversation.queue_outbound(
-            message_id, author_id, message_type, body, preview(body), attachments, idempotency_key, actor, bot_intent
+            message_id,
+            author_id,
+            message_type,
+            body,
+            preview(body),
+            attachments,
+            idempotency_key,
+            actor,
+            bot_intent,
+            to=to,
         )
         receipt = None
         if idempotency_key:

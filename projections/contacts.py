@@ -9,7 +9,15 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ledger.contacts import FIELDS, Contact, apply_extraction, apply_person_changes, fill_from_address
+from ledger.contacts import (
+    FIELDS,
+    Contact,
+    apply_extraction,
+    apply_person_changes,
+    erase_values,
+    erased_addresses,
+    fill_from_address,
+)
 from projections import Projection
 
 PROJECTION = Projection(
@@ -26,7 +34,8 @@ PROJECTION = Projection(
             provenance jsonb not null default '{}',
             created_at timestamptz not null,
             updated_at timestamptz not null
-        )"""
+        )""",
+        "alter table contacts add column if not exists erased boolean not null default false",
     ],
     tables=["contacts"],
 )
@@ -93,6 +102,17 @@ def fields_changed(cursor, event: Contact.FieldsChanged, position: int) -> None:
     )
 
 
+@PROJECTION.on(Contact.PersonalDataErased)
+def personal_data_erased(cursor, event: Contact.PersonalDataErased, position: int) -> None:
+    """What the erased events read back as (the aggregate applies the same functions)."""
+    addresses = cursor.execute("select addresses from contacts where id = %s", [event.originator_id]).fetchone()[0]
+    cursor.execute(
+        "update contacts set addresses = %s, erased = true where id = %s",
+        [Jsonb(erased_addresses(addresses)), event.originator_id],
+    )
+    change_fields(cursor, event, erase_values)
+
+
 def change_fields(cursor, event, change: Callable[[dict, dict], None]) -> None:
     """Applies the change to the row's provenance and custom fields, and the fields' columns after them."""
     provenance, custom_fields = cursor.execute(
@@ -113,7 +133,7 @@ def values_of(provenance: dict) -> list:
 def get_contact(conn: Connection, company_id: str, contact_id: str) -> dict | None:
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(
-            """select id, addresses, name, email, phone, custom_fields, provenance, false as erased
+            """select id, addresses, name, email, phone, custom_fields, provenance, erased
                from contacts where company_id = %s and id = %s""",
             [company_id, contact_id],
         ).fetchone()

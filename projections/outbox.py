@@ -7,8 +7,10 @@ from datetime import datetime
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from ledger.contacts import ERASED, Contact
 from ledger.messaging import Conversation
 from projections import Projection
+from projections.timeline import ERASED_ATTACHMENTS
 
 PROJECTION = Projection(
     "outbox",
@@ -27,6 +29,7 @@ PROJECTION = Projection(
             lease_until timestamptz
         )""",
         "create index if not exists outbox_due on outbox (due_at)",
+        "alter table outbox add column if not exists contact_id uuid",
     ],
     tables=["outbox"],
 )
@@ -35,14 +38,15 @@ PROJECTION = Projection(
 @PROJECTION.on(Conversation.OutboundMessageQueued)
 def queued(cursor, event: Conversation.OutboundMessageQueued, position: int) -> None:
     cursor.execute(
-        """insert into outbox (message_id, conversation_id, company_id, channel_id, recipient, message_type, body,
-               attachments, queued_at, due_at)
-           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        """insert into outbox (message_id, conversation_id, company_id, contact_id, channel_id, recipient,
+               message_type, body, attachments, queued_at, due_at)
+           values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            on conflict (message_id) do nothing""",
         [
             event.message_id,
             event.originator_id,
             event.company_id,
+            event.contact_id,
             event.channel_id,
             event.to,
             event.message_type,
@@ -51,6 +55,16 @@ def queued(cursor, event: Conversation.OutboundMessageQueued, position: int) -> 
             event.recorded_at,
             event.recorded_at,
         ],
+    )
+
+
+@PROJECTION.on(Contact.PersonalDataErased)
+def personal_data_erased(cursor, event: Contact.PersonalDataErased, position: int) -> None:
+    """What the erased events read back as. The dispatcher fails such a message instead of sending it."""
+    cursor.execute(
+        f"""update outbox set recipient = %s, body = %s, attachments = {ERASED_ATTACHMENTS}
+            where company_id = %s and contact_id = %s""",
+        [ERASED, ERASED, ERASED, event.company_id, event.originator_id],
     )
 
 

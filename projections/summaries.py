@@ -9,6 +9,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ledger.contacts import ERASED, Contact
 from ledger.errors import ValidationFailed
 from ledger.messaging import Conversation
 from projections import Projection
@@ -62,11 +63,26 @@ def started(cursor, event: Conversation.Started, position: int) -> None:
 @PROJECTION.on(Conversation.InboundMessageReceived)
 @PROJECTION.on(Conversation.OutboundMessageQueued)
 def message_added(cursor, event, position: int) -> None:
+    sender = getattr(event, "sender", None)  # the address, known again after an erasure
     cursor.execute(
         """update conversation_summaries
-           set message_count = message_count + 1, last_message_at = %s, last_message_preview = %s, updated_at = %s
+           set message_count = message_count + 1, last_message_at = %s, last_message_preview = %s, updated_at = %s,
+               participants = case when %s::text is null then participants
+                                   else jsonb_set(participants, '{0}', to_jsonb(%s::text)) end
            where id = %s""",
-        [event.recorded_at, event.preview, event.recorded_at, event.originator_id],
+        [event.recorded_at, event.preview, event.recorded_at, sender, sender, event.originator_id],
+    )
+
+
+@PROJECTION.on(Contact.PersonalDataErased)
+def personal_data_erased(cursor, event: Contact.PersonalDataErased, position: int) -> None:
+    """What the erased events read back as: the address and the last preview are "[erased]"."""
+    cursor.execute(
+        """update conversation_summaries
+           set participants = jsonb_set(participants, '{0}', to_jsonb(%s::text)),
+               last_message_preview = case when last_message_preview is null then null else %s end
+           where company_id = %s and contact_id = %s""",
+        [ERASED, ERASED, event.company_id, event.originator_id],
     )
 
 

@@ -4,10 +4,15 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ledger.contacts import ERASED, Contact
 from ledger.conversation_state import new_message
 from ledger.delivery import folded
 from ledger.messaging import Conversation
 from projections import Projection
+
+# Each attachment of a list replaced by "[erased]" (the placeholder is the query's parameter).
+ERASED_ATTACHMENTS = """(select coalesce(jsonb_agg(to_jsonb(%s::text)), '[]'::jsonb)
+                         from jsonb_array_elements(attachments))"""
 
 PROJECTION = Projection(
     "timeline",
@@ -67,6 +72,16 @@ def message_added(cursor, event, position: int) -> None:
             position,
             Jsonb(history),
         ],
+    )
+
+
+@PROJECTION.on(Contact.PersonalDataErased)
+def personal_data_erased(cursor, event: Contact.PersonalDataErased, position: int) -> None:
+    """What the erased events read back as: each body and attachment of the contact's messages is "[erased]"."""
+    cursor.execute(
+        f"""update timeline_messages set body = %s, attachments = {ERASED_ATTACHMENTS}
+            where company_id = %s and contact_id = %s""",
+        [ERASED, ERASED, event.company_id, event.originator_id],
     )
 
 

@@ -17,9 +17,10 @@ def write_backlog(
     position = 0
     for index in range(conversations):
         sender = f"+1804555{index:04d}"
-        contact = Contact.create(company_id, sender, "phone", actor)
+        address_key = ledger.address_key(sender)
+        contact = Contact.create(company_id, sender, address_key, "phone", actor)
         conversation = Conversation.start(
-            company_id, channel_id, str(contact.id), sender, "+18045550100", bot_id, actor
+            company_id, channel_id, str(contact.id), sender, address_key, "+18045550100", bot_id, actor
         )
         receipts = []
         for number in range(messages_each):

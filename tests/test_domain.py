@@ -55,10 +55,12 @@ def test_backoff_grows_with_jitter_and_honours_a_bounded_retry_after():
 
 def test_a_snapshot_taken_before_outbound_sends_loads_and_sends():
     conversation = Conversation.start(
-        str(uuid4()), str(uuid4()), str(uuid4()), "+18045551234", "+18045550100", str(uuid4()), "system"
+        str(uuid4()), str(uuid4()), str(uuid4()), "+18045551234", "key", "+18045550100", str(uuid4()), "system"
     )
     snapshot = Snapshot.take(conversation)
-    old_state = {key: value for key, value in snapshot.state.items() if key not in ("outbound", "class_version")}
+    v1 = ("outbound", "class_version", "read_markers", "bot_fallbacks", "contact_address", "channel_address")
+    old_state = {key: value for key, value in snapshot.state.items() if key not in v1}
+    old_state["participants"] = ["+18045551234", "+18045550100"]
     old = Snapshot(
         originator_id=snapshot.originator_id,
         originator_version=snapshot.originator_version,
@@ -69,3 +71,4 @@ def test_a_snapshot_taken_before_outbound_sends_loads_and_sends():
     loaded = old.mutate(None)
     loaded.queue_outbound(uuid4(), str(uuid4()), "sms", "Hi", "Hi", [], None, "user:x")
     assert len(loaded.outbound) == 1 and loaded.last_seq == 1
+    assert (loaded.contact_address, loaded.channel_address) == ("+18045551234", "+18045550100")

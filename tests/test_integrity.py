@@ -117,3 +117,19 @@ def test_history_is_for_admins_and_auditors_of_the_company(client):
     assert client.get(path, headers={"Authorization": f"Bearer {auditor['api_key']}"}).status_code == 200
     assert client.get(path, headers={"Authorization": f"Bearer {agent['api_key']}"}).status_code == 403
     assert client.get(path, headers=other.auth).status_code == 404
+
+
+def test_an_altered_sealed_value_is_a_broken_event_and_the_state_says_so(client, settings, db_url):
+    """A byte changed inside a sealed body still parses as JSON: AES-GCM's tag is what catches it."""
+    tenant, conversation_id = conversation_of_four_events(client)
+    where = "where originator_id = %s and originator_version = 2"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        stored = bytes(conn.execute(f"select state from ledger_events {where}", [conversation_id]).fetchone()[0])
+        at = stored.index(b"sealed:v1:") + 20  # inside the nonce's base64
+        altered = stored[:at] + (b"B" if stored[at : at + 1] == b"A" else b"A") + stored[at + 1 :]
+        conn.execute(f"update ledger_events set state = %s {where}", [altered, conversation_id])
+
+    found = history(client, tenant, conversation_id)
+    assert (found["verified"], found["broken_at"]) == (False, 2)
+    state = client.get(f"/v1/conversations/{conversation_id}/state", params={"version": 4}, headers=tenant.auth)
+    assert state.status_code == 409 and state.json()["details"][0]["issue"] == "undecodable_event"

@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from ledger.application import Ledger
+from ledger.contacts import ERASED
 from ledger.delivery import SendPolicy
 from ledger.errors import Contended, Unavailable
 from ledger.providers import Delivery, ProviderAnswer, providers
@@ -106,6 +107,8 @@ class Dispatcher:
         if datetime.now(UTC) - step.started_at > timedelta(seconds=self.config.policy.grace_seconds):
             # the attempt took long to commit: calling now could overlap a dispatcher presuming it dead
             return ProviderAnswer("retry", None, reason="the attempt was recorded too late to be sent safely")
+        if row["to"] == ERASED:  # no address can read so: the contact's data was erased before it was sent
+            return ProviderAnswer("rejected", None, reason="the contact's personal data was erased before it was sent")
         try:
             delivery = self._delivery(row)
             provider = providers().get(delivery.kind)

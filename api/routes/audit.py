@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.dependencies import Caller, parse_id, runtime_of
-from api.schemas import AUTHENTICATED, ConversationStateOut, HistoryEventOut, HistoryOut
+from api.schemas import AUTHENTICATED, ConversationStateOut, HistoryEventOut, HistoryOut, errors
 from ledger.auditing import History
 from ledger.validation import UtcDatetime
 
@@ -39,7 +39,7 @@ def history(
 @router.get(
     "/conversations/{conversation_id}/state",
     response_model=ConversationStateOut,
-    responses=AUTHENTICATED,
+    responses={**AUTHENTICATED, **errors(409)},
     description="The conversation's summary and messages as they were at a time (`at`) or after a version of its "
     "stream (`version`; past the end: the latest), replayed from the log by the fold the read models compute. "
     "Exactly one of `at` and `version`. For admins and auditors.",

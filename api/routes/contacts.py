@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.dependencies import Caller, json_body, parse_id, runtime_of
 from api.models import RequestBody
@@ -73,6 +73,25 @@ def update_contact(
     return ContactChangedOut(**contact_answer(contact), position=position)
 
 
+class ErasedOut(BaseModel):
+    contact_id: str
+    erased: bool = Field(description="always true: the contact's data keys are destroyed")
+    position: int = Field(description="the log position of PersonalDataErased; reads with min_position show it")
+
+
+@router.delete(
+    "/contacts/{contact_id}/personal-data",
+    responses=AUTHENTICATED,
+    description="Crypto-shredding (admin): destroys the contact's data keys. Message bodies (both directions), "
+    'addresses and field values recorded before read back as "[erased]" everywhere, history included; the log '
+    "is not rewritten and its hash chains still verify. A new message from the same address still joins the "
+    "same conversation and is readable again.",
+)
+def erase_personal_data(contact_id: str, request: Request, caller: Caller) -> ErasedOut:
+    position = runtime_of(request).ledger.erase_personal_data(caller, parse_id(contact_id, "contact"))
+    return ErasedOut(contact_id=str(parse_id(contact_id, "contact")), erased=True, position=position)
+
+
 def contact_answer(contact: Contact) -> dict:
     """The contact as the contacts read model shows it: both apply the same rules (ledger.contacts)."""
     return {
@@ -81,5 +100,5 @@ def contact_answer(contact: Contact) -> dict:
         **{field: contact.value_of(field) for field in FIELDS},
         "custom_fields": contact.custom_fields,
         "provenance": contact.provenance,
-        "erased": False,
+        "erased": contact.erased,
     }

@@ -17,6 +17,7 @@ from api.schemas import (
     MessageDetailOut,
     MessageQueuedOut,
     StatusRecordedOut,
+    errors,
     request_body,
 )
 from ledger.channels import WebhookRequest
@@ -85,7 +86,7 @@ def queued_answer(queued: Queued, response: Response) -> MessageQueuedOut:
 @router.post(
     "/conversations/{conversation_id}/messages",
     status_code=202,
-    responses={**QUEUED, **AUTHENTICATED, **WITH_BODY},
+    responses={**QUEUED, **AUTHENTICATED, **WITH_BODY, **errors(409)},
     openapi_extra=request_body({"application/json": [NewMessage]}),
 )
 def send_to_conversation(
@@ -96,9 +97,11 @@ def send_to_conversation(
     body: Annotated[NewMessage, json_body(NewMessage)],
     idempotency_key: IdempotencyKey = None,
 ) -> MessageQueuedOut:
-    queued = runtime_of(request).ledger.send_to_conversation(
+    runtime = runtime_of(request)
+    queued = runtime.ledger.send_to_conversation(
         caller, parse_id(conversation_id, "conversation"), body.body, body.attachments, idempotency_key
     )
+    runtime.metrics.send_queued("conversation", queued.created)
     return queued_answer(queued, response)
 
 
@@ -115,9 +118,11 @@ def send_to_address(
     body: Annotated[NewDirectMessage, json_body(NewDirectMessage)],
     idempotency_key: IdempotencyKey = None,
 ) -> MessageQueuedOut:
-    queued = runtime_of(request).ledger.send_to_address(
+    runtime = runtime_of(request)
+    queued = runtime.ledger.send_to_address(
         caller, body.channel_id, body.to, body.body, body.attachments, body.type, idempotency_key
     )
+    runtime.metrics.send_queued("address", queued.created)
     return queued_answer(queued, response)
 
 

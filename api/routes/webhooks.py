@@ -56,7 +56,9 @@ SIGNATURES = {
 def receive_webhook(channel_id: str, request: Request, body: bytes = Depends(raw_body)) -> Response:
     runtime = runtime_of(request)
     webhook = WebhookRequest(url=signed_url(runtime, request), headers=request.headers, body=body)
-    received = runtime.ledger.receive_webhook(parse_id(channel_id, "channel"), webhook)
+    with runtime.metrics.webhook_rejections():
+        received = runtime.ledger.receive_webhook(parse_id(channel_id, "channel"), webhook)
+    runtime.metrics.webhook_received(received.deduplicated)
     status = 200 if received.deduplicated else 201
     headers = {"X-Ledger-Position": str(received.position)}
     if received.acknowledgement is not None:

@@ -137,7 +137,9 @@ def no_answer(error: BaseException, timeout: float) -> ProviderAnswer:
 
 
 def secrets_of(delivery: Delivery) -> list[str]:
-    values = [delivery.secret, *delivery.credentials.values()]
+    """What a reason must never show: the channel's credentials, and the recipient's address (a reason is
+    stored unsealed, so it must hold no personal data that an erasure would have to reach)."""
+    values = [delivery.secret, *delivery.credentials.values(), delivery.to, delivery.to.lstrip("+")]
     return sorted({value for value in values if isinstance(value, str) and len(value) >= 4}, key=len, reverse=True)
 
 
