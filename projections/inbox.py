@@ -296,13 +296,13 @@ def last_assigned(conn: Connection, company_id: str) -> dict[str, datetime]:
     return dict(rows)
 
 
-def unassigned_queue(conn: Connection, company_id: str) -> list[str]:
-    """The open unassigned conversation ids, longest waiting first (nulls last)."""
+def unassigned_queue(conn: Connection, company_id: str, changed_by: datetime) -> list[str]:
+    """The open unassigned conversation ids last changed by that time, longest waiting first (nulls last)."""
     rows = conn.execute(
         f"""select conversation_id::text from inbox_conversations
-            where company_id = %s and status = 'open' and owner_id is null
+            where company_id = %s and status = 'open' and owner_id is null and updated_at <= %s
             order by {ORDER}""",
-        [company_id],
+        [company_id, changed_by],
     ).fetchall()
     return [row[0] for row in rows]
 

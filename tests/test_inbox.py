@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import httpx
@@ -18,7 +18,7 @@ from httpx_sse import EventSource, connect_sse
 from api.inbox_stream import LISTENER_NAME
 from projections import inbox
 from tests.conftest import LiveServer, make_settings
-from tests.support import Tenant, create_channel, create_company, poll, post_signed, sms_payload
+from tests.support import Tenant, create_channel, create_company, poll, post_signed, read_conversation, sms_payload
 
 PROJECTIONS = ("summaries", "timeline", "inbox")  # never the policies: they are not under test here
 HEARTBEAT_SECONDS = 0.5
@@ -217,7 +217,7 @@ def test_inboxes_and_the_unassigned_queue_are_longest_waiting_first(client, runt
     transfer(client, tenant, second, agent.admin_user_id)
     project(runtime)
     with runtime.pool.connection() as conn:
-        assert inbox.unassigned_queue(conn, tenant.company_id) == [third, first]
+        assert inbox.unassigned_queue(conn, tenant.company_id, datetime.now(UTC)) == [third, first]
         assert inbox.open_counts(conn, tenant.company_id) == {agent.admin_user_id: 1}
         assigned = inbox.last_assigned(conn, tenant.company_id)
     assert set(assigned) == {tenant.bot_user_id, agent.admin_user_id}
@@ -418,3 +418,21 @@ def test_the_stream_survives_a_lost_listen_connection(runtime, settings):
             webhook = ok(post_signed(client, channel, sms_payload(channel, body="Still there?")))
             [(event_id, data)] = changes.next(1)
             assert event_id <= webhook["position"] and data["cause"] == "InboundMessageReceived"
+
+
+def test_the_assignment_policy_replayed_assigns_nothing_it_did_not_assign_live(client, runtime, work):
+    """A person put a conversation in the unassigned queue after the agent became available: it stays there
+    live (the queue drains when someone becomes available), and a rebuild of the policy must not drain it."""
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    agent = create_user(client, tenant)
+    ok(client.put(f"/v1/users/{agent.admin_user_id}/availability", json={"available": True}, headers=tenant.auth))
+    conversation_id = post_signed(client, channel, sms_payload(channel)).json()["conversation_id"]
+    transfer(client, tenant, conversation_id, None)
+    work()
+    head = runtime.ledger.head_position()
+
+    runtime.projector.rebuild(runtime.projector.get("assignment"))
+
+    assert runtime.ledger.head_position() == head
+    assert read_conversation(client, tenant, conversation_id, head)["owner_id"] is None

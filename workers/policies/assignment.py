@@ -41,12 +41,14 @@ def workload(agent: User, counts: dict[str, int], assigned_at: dict[str, datetim
     return counts.get(agent_id, 0), assigned_at.get(agent_id, NEVER), agent_id
 
 
-def drain_unassigned(ledger: Ledger, projector: Projector, company_id: str) -> int:
-    """Assigns the unassigned conversations, oldest first, while anyone is available."""
+def drain_unassigned(ledger: Ledger, projector: Projector, company_id: str, as_of: datetime) -> int:
+    """Assigns the conversations unassigned as of that time (an agent's becoming available), oldest first,
+    while anyone is available. A conversation queued after it waits for the next availability: so the
+    policy replayed (a rebuild) assigns nothing it did not assign when the event was new."""
     assigned = 0
     projector.catch_up(projector.get(inbox.PROJECTION.name))
     with projector.pool.connection() as conn:
-        queue = inbox.unassigned_queue(conn, company_id)
+        queue = inbox.unassigned_queue(conn, company_id, as_of)
     for conversation_id in queue:
         agent_id = choose_agent(ledger, projector, company_id)
         if agent_id is None:
@@ -62,6 +64,6 @@ def build(ledger: Ledger, projector: Projector) -> Projection:
     @policy.on(User.AvailabilityChanged)
     def agent_became_available(cursor, event: User.AvailabilityChanged, position: int) -> None:
         if event.available and is_fresh(event):
-            drain_unassigned(ledger, projector, event.company_id)
+            drain_unassigned(ledger, projector, event.company_id, event.recorded_at)
 
     return policy
