@@ -3,10 +3,10 @@ rewriting an immutable log (crypto-shredding).
 
 The mapper seals the personal fields of an event (bodies, previews and attachments of messages in
 both directions, addresses, field values) before they are stored, under a data key of the contact the
-event concerns (AES-GCM, a fresh nonce per value, the contact and field name as associated data).
-Data keys live in `ledger_contact_keys`, each sealed by the deployment's secret key. An erasure
-destroys them, in the transaction that records `PersonalDataErased` (see ledger.recorder); a sealed
-value whose key is gone reads back as "[erased]". The hash chains cover the stored ciphertext, so
+event concerns (AES-GCM, a fresh nonce per event, the contact as associated data). Data keys live in
+`ledger_contact_keys`, each sealed by the deployment's secret key. An erasure destroys them, in the
+transaction that records `PersonalDataErased` (see ledger.recorder); an event whose key is gone reads
+back with "[erased]" in place of each personal value. The hash chains cover the stored ciphertext, so
 they verify before and after.
 
 A contact seen again after an erasure gets a new key generation: what it says from then on is new
@@ -34,7 +34,8 @@ from ledger.contacts import ERASED, Contact
 from ledger.credentials import SecretBox
 from ledger.messaging import Conversation
 
-SEALED = "sealed:v1:"  # a sealed value: sealed:v1:<key generation>:<urlsafe base64 of nonce + ciphertext>
+SEALED = "sealed:v1:"  # sealed:v1:<key generation>:<urlsafe base64 of nonce + ciphertext>
+SEALED_FIELD = "sealed"  # where a stored event carries its personal values
 
 # The personal fields of each event; the contact is the event's `contact_id`, or its originator.
 PERSONAL_FIELDS: dict[type, tuple[str, ...]] = {
@@ -166,7 +167,12 @@ def key_context(contact_id: UUID, generation: int) -> str:
 
 
 class SealingMapper(Mapper):
-    """eventsourcing's mapper, sealing personal fields on the way in and opening them on the way out."""
+    """eventsourcing's mapper, sealing personal fields on the way in and opening them on the way out.
+
+    A stored event keeps its personal fields in their erased form ("[erased]" for each value set, in the
+    value's shape: lists and mappings keep their length and keys, None stays None) and carries their values
+    in one sealed field: one AES-GCM operation per event. Reading it back replaces the erased forms with
+    the values while the key lives; once it is destroyed, the event reads as erased."""
 
     keyring: Keyring  # set by the Ledger once its recorder exists
 
@@ -176,7 +182,8 @@ class SealingMapper(Mapper):
             return super().to_stored_event(domain_event)
         contact_id, fields = sealing
         generation, key = self.keyring.current(contact_id)
-        sealed = {field: seal_field(value, key, generation, contact_id, field) for field, value in fields.items()}
+        sealed = {field: erased_form(value, field) for field, value in fields.items()}
+        sealed[SEALED_FIELD] = seal(fields, key, generation, contact_id)
         state = dict(vars(domain_event))
         if isinstance(domain_event, Snapshot):
             state["state"] = {**domain_event.state, **sealed}
@@ -189,27 +196,20 @@ class SealingMapper(Mapper):
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         event = super().to_domain_event(stored_event)
-        if isinstance(event, Snapshot):
-            sealing = personal_parts(event)
-            if sealing is not None:
-                contact_id, fields = sealing
-                event.state.update({f: self._opened(v, contact_id, f) for f, v in fields.items()})
-            return event
-        names = PERSONAL_FIELDS.get(type(event))
-        if names:
+        fields = event.state if isinstance(event, Snapshot) else vars(event)
+        sealed = fields.pop(SEALED_FIELD, None)
+        if sealed is not None:
             contact_id = contact_of(event)
-            state = vars(event)
-            for name in names:
-                if name in state:
-                    state[name] = self._opened(state[name], contact_id, name)
+            values = unseal(sealed, lambda generation: self.keyring.key(contact_id, generation), contact_id)
+            if values is not None:
+                fields.update(values)
         return event
-
-    def _opened(self, value: Any, contact_id: UUID, field: str) -> Any:
-        return unseal(value, lambda generation: self.keyring.key(contact_id, generation), contact_id, field)
 
 
 def contact_of(event: Any) -> UUID:
-    contact_id = getattr(event, "contact_id", None)
+    """The contact an event's personal data is of: a conversation's contact, or the contact itself."""
+    fields = event.state if isinstance(event, Snapshot) else vars(event)
+    contact_id = fields.get("contact_id")
     return UUID(str(contact_id)) if contact_id is not None else event.originator_id
 
 
@@ -217,62 +217,44 @@ def personal_parts(event: Any) -> tuple[UUID, dict[str, Any]] | None:
     """The contact an event's personal fields belong to, and those fields; None when it has none.
     A conversation's snapshot holds one: the contact's address; a contact's, its addresses and values."""
     if isinstance(event, Snapshot):
-        names = SNAPSHOT_FIELDS.get(event.topic)
-        if not names:
-            return None
-        contact_id = event.state.get("contact_id")  # a conversation's; a contact is its own originator
-        contact_id = UUID(contact_id) if contact_id is not None else event.originator_id
-        return contact_id, {name: event.state[name] for name in names if name in event.state}
-    names = PERSONAL_FIELDS.get(type(event))
+        names, fields = SNAPSHOT_FIELDS.get(event.topic), event.state
+    else:
+        names, fields = PERSONAL_FIELDS.get(type(event)), vars(event)
     if not names:
         return None
-    state = vars(event)
-    return contact_of(event), {name: state[name] for name in names if name in state}
+    return contact_of(event), {name: fields[name] for name in names if name in fields}
 
 
-def seal_field(value: Any, key: AESGCM, generation: int, contact_id: UUID, field: str) -> Any:
-    """A provenance keeps its entries' metadata (method, source, time, actor) readable: only values are personal."""
+def erased_form(value: Any, field: str = "") -> Any:
+    """What the value reads as once erased: each value set is "[erased]", in the value's shape. Of a
+    provenance, only the values are personal: the method, source, time and actor of each stay."""
     if field == "provenance":
-        return {
-            name: {**entry, "value": seal(entry.get("value"), key, generation, contact_id, field)}
-            for name, entry in value.items()
-        }
-    return seal(value, key, generation, contact_id, field)
-
-
-def seal(value: Any, key: AESGCM, generation: int, contact_id: UUID, field: str) -> Any:
-    """Each scalar sealed on its own, so lists and mappings keep their shape (and None stays None:
-    an absent or cleared value is not personal)."""
+        return {name: {**entry, "value": erased_form(entry.get("value"))} for name, entry in value.items()}
     if value is None:
         return None
     if isinstance(value, list):
-        return [seal(item, key, generation, contact_id, field) for item in value]
+        return [erased_form(item) for item in value]
     if isinstance(value, dict):
-        return {name: seal(item, key, generation, contact_id, field) for name, item in value.items()}
+        return {name: erased_form(item) for name, item in value.items()}
+    return ERASED
+
+
+def seal(values: dict[str, Any], key: AESGCM, generation: int, contact_id: UUID) -> str:
     nonce = os.urandom(12)
-    sealed = key.encrypt(nonce, orjson.dumps(value), associated_data(contact_id, field))
+    sealed = key.encrypt(nonce, orjson.dumps(values), str(contact_id).encode())
     return f"{SEALED}{generation}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
-def unseal(value: Any, key_of, contact_id: UUID, field: str) -> Any:
-    """The value with each sealed scalar opened, or "[erased]" where its key was destroyed. Values
-    stored before sealing existed pass through as they are."""
-    if isinstance(value, list):
-        return [unseal(item, key_of, contact_id, field) for item in value]
-    if isinstance(value, dict):
-        return {name: unseal(item, key_of, contact_id, field) for name, item in value.items()}
-    if not isinstance(value, str) or not value.startswith(SEALED):
-        return value
-    generation, _, token = value[len(SEALED) :].partition(":")
+def unseal(sealed: str, key_of, contact_id: UUID) -> dict[str, Any] | None:
+    """The sealed values, or None when their key was destroyed (the event then reads as erased)."""
     try:
+        if not sealed.startswith(SEALED):
+            raise ValueError("not a sealed value")
+        generation, _, token = sealed[len(SEALED) :].partition(":")
         key = key_of(int(generation))
         if key is None:
-            return ERASED
+            return None
         raw = base64.urlsafe_b64decode(token.encode())
-        return orjson.loads(key.decrypt(raw[:12], raw[12:], associated_data(contact_id, field)))
-    except (ValueError, InvalidTag) as error:
-        raise UnreadableSealedValue(f"a sealed {field} of contact {contact_id} does not open") from error
-
-
-def associated_data(contact_id: UUID, field: str) -> bytes:
-    return f"{contact_id}:{field}".encode()
+        return orjson.loads(key.decrypt(raw[:12], raw[12:], str(contact_id).encode()))
+    except (ValueError, AttributeError, InvalidTag) as error:
+        raise UnreadableSealedValue(f"the sealed data of contact {contact_id} does not open") from error
