@@ -4,6 +4,7 @@ Conversations are grouped and contacts keyed by the normalized form, so
 "+1 804-555-1234" and "+18045551234" are the same participant.
 """
 
+import re
 from email.utils import parseaddr
 from typing import Literal
 
@@ -55,6 +56,29 @@ def normalize_handle(raw: str, field: str) -> str:
             field, "invalid_handle", f"{field}: one line of 1 to {MAX_HANDLE_LENGTH} characters"
         )
     return handle
+
+
+def masked(text: str | None, address: str) -> str | None:
+    """The text with the address masked in every form a provider may write it in: a provider's free
+    text (an error, a bounce) is stored unsealed, so it must hold no personal data an erasure misses."""
+    if not text or address == "[erased]":
+        return text
+    forms = {address, address.lstrip("+")}
+    if address.startswith("+"):
+        number = phonenumbers.parse(address)
+        forms |= {phonenumbers.format_number(number, style) for style in PHONE_STYLES}
+        forms.add(str(number.national_number))
+    for form in sorted(forms, key=len, reverse=True):
+        text = re.sub(re.escape(form), "[address]", text, flags=re.IGNORECASE)
+    return text
+
+
+PHONE_STYLES = (
+    phonenumbers.PhoneNumberFormat.E164,
+    phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    phonenumbers.PhoneNumberFormat.NATIONAL,
+    phonenumbers.PhoneNumberFormat.RFC3966,
+)
 
 
 def normalize(kind: AddressKind, raw: str, field: str, default_region: str = "US") -> str:

@@ -72,7 +72,8 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
     def __init__(
         self, env: dict[str, str], secret_box: SecretBox, default_region: str = "US", write_budget_seconds: float = 10
     ) -> None:
-        super().__init__(env)
+        # No aggregate cache: a cached aggregate would keep the personal data an erasure destroyed.
+        super().__init__({**env, "AGGREGATE_CACHE_MAXSIZE": ""})
         self.secret_box = secret_box
         self.keyring = Keyring(self.recorder.datastore, secret_box)
         self.mapper.keyring = self.keyring
@@ -83,7 +84,7 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
         self.commit_listeners: list[Callable[[int], None]] = []
 
     def construct_mapper(self) -> SealingMapper:
-        return SealingMapper(transcoder=self.construct_transcoder())
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=SealingMapper)
 
     def address_key(self, address: str) -> str:
         """The keyed hash that stands for a normalized address in stream ids."""
@@ -116,7 +117,8 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
             large = len(getattr(event, "body", "")) > LARGE_BODY_CHARACTERS
             if large or event.originator_version % SNAPSHOT_INTERVAL == 0:
                 try:
-                    self.take_snapshot(event.originator_id, version=event.originator_version)
+                    with self.keyring.fresh():  # decoded and sealed again under the same keys
+                        self.take_snapshot(event.originator_id, version=event.originator_version)
                 except OperationalError as error:
                     log.warning("snapshot of %s skipped: %s", event.originator_id, error)
 

@@ -10,6 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from ledger.addresses import MAX_EMAIL_INPUT_LENGTH, normalize_phone
 from ledger.contacts import Contact
 from ledger.errors import ValidationFailed
+from ledger.recorder import KeyDestroyed
 from ledger.tenancy import check_name
 
 EXTRACTION = "policy:extraction"
@@ -37,7 +38,10 @@ class ContactCommands:
             contact = self.find(Contact, contact_id)
             if contact is None or not contact.record_extractions(source_message_id, extracted, actor):
                 return None
-            return self.commit(contact)
+            try:
+                return self.commit(contact)
+            except KeyDestroyed:  # the message was erased since it was read: what it said must not come back
+                return None
 
         return self.retry_on_conflict(run)
 

