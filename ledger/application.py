@@ -183,10 +183,15 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
     def _ingest_once(
         self, channel: Channel, address_kind: str, sender: str, message: InboundMessage, receipt_id: UUID
     ) -> Ingested:
-        receipt = self.find(Receipt, receipt_id)
-        if receipt is not None:
-            return Ingested(receipt.message_id, receipt.conversation_id, receipt.contact_id, self.head_position(), True)
-        return self._append_inbound(channel, address_kind, sender, message, receipt_id)
+        """Appends first, reads the receipt only when the append collides: a duplicate collides on the
+        receipt's id, so the common case, a new message, costs no read of a receipt that is not there."""
+        try:
+            return self._append_inbound(channel, address_kind, sender, message, receipt_id)
+        except VersionConflict:
+            receipt = self.find(Receipt, receipt_id)
+            if receipt is None:
+                raise  # another stream's version was taken: retried
+        return Ingested(receipt.message_id, receipt.conversation_id, receipt.contact_id, self.head_position(), True)
 
     def _append_inbound(
         self, channel: Channel, address_kind: str, sender: str, message: InboundMessage, receipt_id: UUID

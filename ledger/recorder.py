@@ -86,10 +86,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
             try:
                 cursor.execute(self.lock_and_notify_statement)
+                heads = self._heads(cursor, stored_events)
+                check_versions(heads, stored_events)
                 self._check_keys_alive(cursor, stored_events)
                 self._insert_rows(cursor, stored_events)
                 notification_ids = self._fetch_ids_after_insert_events(cursor, stored_events)
-                self._chain(cursor, stored_events)
+                self._chain(cursor, stored_events, heads)
                 self._destroy_erased_keys(cursor, stored_events)
             except psycopg.errors.UniqueViolation as error:
                 if error.diag.table_name != self.events_table_name:
@@ -142,17 +144,21 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
     # -- the hash chains ---------------------------------------------------------------
 
-    def _chain(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
-        """Hashes the events onto their streams' chains and moves the streams' heads, in the
-        transaction that inserts them (under the log's lock, so heads cannot race)."""
+    def _heads(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> dict[Any, tuple[int, str]]:
+        """The anchored (version, hash) of the streams the events are appended to."""
         stream_ids = list({event.originator_id for event in stored_events})
-        heads = {
+        return {
             row["originator_id"]: (row["version"], row["hash"])
             for row in cursor.execute(
                 "select originator_id, version, hash from ledger_stream_heads where originator_id = any(%s)",
                 [stream_ids],
             ).fetchall()
         }
+
+    def _chain(self, cursor: Any, stored_events: Sequence[StoredEvent], heads: dict | None = None) -> None:
+        """Hashes the events onto their streams' chains and moves the streams' heads, in the
+        transaction that inserts them (under the log's lock, so heads cannot race)."""
+        heads = dict(heads) if heads is not None else self._heads(cursor, stored_events)
         hashes = []
         for event in stored_events:
             version, prev_hash = heads.get(event.originator_id, (0, GENESIS))
@@ -251,6 +257,20 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 yield stream_id, links, heads.pop(stream_id, None)
         for emptied_stream_id, head in heads.items():
             yield emptied_stream_id, [], head
+
+
+def check_versions(heads: dict[Any, tuple[int, str]], stored_events: Sequence[StoredEvent]) -> None:
+    """Optimistic concurrency, checked against the anchored heads before the rows are sent: a writer
+    that lost the race learns it without shipping its payload (a large message would hold the log's
+    lock while it travels, only to collide)."""
+    expected: dict[Any, int] = {}
+    for event in stored_events:
+        version = expected.get(event.originator_id, heads.get(event.originator_id, (0, ""))[0])
+        if event.originator_version != version + 1:
+            raise VersionConflict(
+                f"stream {event.originator_id}: at version {version}, not {event.originator_version - 1}"
+            )
+        expected[event.originator_id] = event.originator_version
 
 
 def link_of(row: dict) -> StoredLink:
