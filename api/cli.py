@@ -54,6 +54,7 @@ def command_api(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,  # open inbox streams end then
+        access_log=args.access_log,  # a line per request costs ~10% of a webhook's time: off unless asked
     )
 
 
@@ -332,6 +333,7 @@ def parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    api.add_argument("--access-log", action="store_true", help="log every request (off: /metrics counts them)")
     api.set_defaults(handler=command_api)
     worker = commands.add_parser("worker", help="run projections: RQ wake-ups plus a periodic sweep")
     worker.add_argument("--burst", action="store_true", help="catch up once and exit")
@@ -356,7 +358,15 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("projection", nargs="?", help="a read model, or a policy to restart from the log")
     rebuild.add_argument("--all", action="store_true", help="every read model")
     rebuild.set_defaults(handler=command_rebuild)
+    add_bench(commands)
     return root
+
+
+def add_bench(commands) -> None:
+    """`ledger bench ...`: the benchmarks package describes and runs its subcommands."""
+    from benchmarks.bench import add_parser
+
+    add_parser(commands)
 
 
 def main(argv: list[str] | None = None) -> None:

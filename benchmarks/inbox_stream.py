@@ -21,8 +21,8 @@ import httpx
 import orjson
 from httpx_sse import connect_sse
 
+from benchmarks.client import create_channel, create_company, post_signed, sms_payload
 from benchmarks.common import OPERATOR, api_process, deployment
-from tests.support import create_channel, create_company, post_signed, sms_payload
 
 SERVER = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -47,15 +47,16 @@ def main() -> None:
     arguments.add_argument("--webhooks", type=int, default=200)
     count = arguments.parse_args().webhooks
 
-    with deployment() as (env, settings):
+    with deployment() as (env, settings, _):
         stop = threading.Event()
         try:
             with api_process(env) as http:
                 tenant = create_company(http, operator_token=OPERATOR)
                 channel = create_channel(http, tenant)
+                address = channel.address
                 agent = http.post("/v1/users", json={"name": "Ann", "role": "agent"}, headers=tenant.auth).json()
                 auth = {"Authorization": f"Bearer {agent['api_key']}"}
-                first = post_signed(http, channel, sms_payload(channel, sender=SENDER)).raise_for_status().json()
+                first = post_signed(http, channel, sms_payload(address, sender=SENDER)).raise_for_status().json()
                 conversation = first["conversation_id"]
                 moved = http.post(
                     f"/v1/conversations/{conversation}/transfer", json={"to_user_id": agent["id"]}, headers=tenant.auth
@@ -77,7 +78,7 @@ def main() -> None:
                 latencies, round_trips = [], []
                 for index in range(count):
                     sent = time.perf_counter()
-                    answer = post_signed(http, channel, sms_payload(channel, sender=SENDER, body=f"message {index}"))
+                    answer = post_signed(http, channel, sms_payload(address, sender=SENDER, body=f"message {index}"))
                     committed = time.perf_counter()
                     position = answer.raise_for_status().json()["position"]
                     while True:

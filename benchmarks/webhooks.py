@@ -1,93 +1,111 @@
-"""Webhook ingestion throughput, side by side with its two floors, in one run.
+"""Webhook ingestion throughput, beside its ceiling and its floor, measured in one run with one client.
 
-    uv run python benchmarks/webhooks.py [--requests 2000] [--concurrency 16]
+    uv run ledger bench ingest [--seconds 10] [--connections 32] [--rounds 3] [--senders 1000]
+    uv run python -m benchmarks.webhooks [the same options]
 
-Uses DATABASE_URL / REDIS_URL's servers (default: the local ones), in a fresh database.
-Baselines: GET /health over the same HTTP stack (the HTTP floor) and Ledger.ingest()
-called in-process (the event-store floor). Quote ratios and medians: this machine is shared.
+Signed SMS webhooks, each with a new provider message id, from `--connections` keep-alive connections
+for `--seconds` (after a warm-up), against three servers, each its own uvicorn process:
+
+- ceiling: a bare FastAPI endpoint that parses the same body into a pydantic model and answers 201;
+- floor: FastAPI and a plain eventsourcing Application on the same PostgreSQL, saving one new aggregate
+  with one event per request (benchmarks/baselines.py);
+- ledger: `ledger api`, with a `ledger worker` projecting meanwhile, as deployed.
+
+The targets take turns within each round, so the machine's noise falls on all three alike.
 """
 
 import argparse
-import os
-import statistics
-import time
-import uuid
 
 import httpx
-import orjson
 
 from api.runtime import build_runtime
-from benchmarks.common import OPERATOR, api_process, deployment, time_each
-from ledger.channels import InboundMessage
-from tests.support import ChannelInfo, create_channel, create_company, sign, sms_payload
+from benchmarks.baselines import NAIVE_DATABASE
+from benchmarks.client import create_channel, create_company
+from benchmarks.common import (
+    OPERATOR,
+    Column,
+    Ratio,
+    Row,
+    ServerProcess,
+    deployment,
+    ledger_command,
+    machine,
+    print_report,
+    started,
+    uvicorn_command,
+    wait_projected,
+)
+from benchmarks.httpload import Load, run_load
 
-SERVER = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CEILING = "bare FastAPI + pydantic endpoint"
+NAIVE = "naive eventsourcing, save per request"
+LEDGER = "signed SMS webhooks, new ids"
 
 
-def report(name: str, rate: float, latencies: list[float], baseline: float | None = None) -> None:
-    quantiles = statistics.quantiles(latencies, n=100)
-    ratio = f"  {rate / baseline:5.2f}x of webhooks" if baseline else ""
-    print(f"{name:<34} {rate:8.0f}/s   p50 {quantiles[49] * 1000:6.1f} ms   p95 {quantiles[94] * 1000:6.1f} ms{ratio}")
+def run(options: argparse.Namespace, database_url: str, redis_url: str) -> None:
+    with deployment(server=database_url, redis=redis_url) as (env, settings, worker):
+        ledger = ServerProcess("ledger api", ledger_command("api"), env)
+        ceiling = ServerProcess("ceiling", uvicorn_command("benchmarks.baselines:ceiling_app"), env)
+        naive_env = {**env, NAIVE_DATABASE: settings.database_url}
+        naive = ServerProcess("naive eventsourcing", uvicorn_command("benchmarks.baselines:naive_app"), naive_env)
+        with started(ceiling, naive, ledger):
+            with httpx.Client(base_url=ledger.url, timeout=60) as http:
+                channel = create_channel(http, create_company(http, OPERATOR))
+            rows = [
+                (Row(CEILING, "ceiling"), ceiling),
+                (Row(NAIVE, "floor"), naive),
+                (Row(LEDGER, "ledger"), ledger),
+            ]
+            client = ""
+            for _ in range(options.rounds):
+                for row, server in rows:
+                    load = Load(
+                        url=server.url,
+                        path=f"/v1/webhooks/{channel.id}",
+                        method="POST",
+                        connections=options.connections,
+                        seconds=options.seconds,
+                        warmup_seconds=min(1.0, options.seconds / 5),
+                        webhook_secret=channel.secret,
+                        webhook_address=channel.address,
+                        senders=options.senders,
+                    )
+                    result = run_load(load, options.client)
+                    server.check_alive(" under load")
+                    row.add(rate=result.rate, p50=result.p50, p99=result.p99, errors=result.errors)
+                    client = result.client
+            lag = projection_lag(settings, worker)
+        columns = [
+            Column("req/s", "rate", per_round=True),
+            Column("p50", "p50", "ms"),
+            Column("p99", "p99", "ms"),
+            Column("errors", "errors", "n"),
+        ]
+        ratios = [
+            Ratio(LEDGER, CEILING, "rate", "ledger/ceiling req/s"),
+            Ratio(LEDGER, NAIVE, "rate", "ledger/naive req/s"),
+        ]
+        notes = [
+            f"{options.connections} connections, {options.seconds:g} s a target and round, client: {client}; "
+            f"{machine()}",
+            lag,
+        ]
+        print_report("ledger bench ingest", [row for row, _ in rows], columns, ratios, notes)
 
 
-def signed_post(http: httpx.Client, channel: ChannelInfo, payload: dict):
-    raw = orjson.dumps(payload)
-    headers = {"Content-Type": "application/json", "X-Ledger-Signature": sign(channel.secret, raw)}
-    return lambda: http.post(f"/v1/webhooks/{channel.id}", content=raw, headers=headers).raise_for_status()
-
-
-def main() -> None:
-    arguments = argparse.ArgumentParser()
-    arguments.add_argument("--requests", type=int, default=2000)
-    arguments.add_argument("--concurrency", type=int, default=16)
-    options = arguments.parse_args()
-    count, concurrency = options.requests, options.concurrency
-
-    with deployment() as (env, settings):
-        runtime = build_runtime(settings)
-        try:
-            with api_process(env) as http:
-                tenant = create_company(http, operator_token=OPERATOR)
-                channel = create_channel(http, tenant)
-                print(f"{count} requests, {concurrency} concurrent clients, {os.cpu_count()} cores\n")
-
-                health_rate, health_latencies = time_each(
-                    [lambda: http.get("/health").raise_for_status()] * count, concurrency
-                )
-                payloads = [sms_payload(channel, sender=f"+1804555{index % 200:04d}") for index in range(count)]
-                webhook_rate, webhook_latencies = time_each(
-                    [signed_post(http, channel, p) for p in payloads], concurrency
-                )
-                duplicate_rate, duplicate_latencies = time_each(
-                    [signed_post(http, channel, p) for p in payloads], concurrency
-                )
-                ledger_channel = runtime.ledger.get_channel(uuid.UUID(channel.id))
-                messages = [
-                    InboundMessage(f"direct-{index}", f"+1804556{index % 200:04d}", channel.address, "hi", "hi")
-                    for index in range(count)
-                ]
-                direct_rate, direct_latencies = time_each(
-                    [lambda m=m: runtime.ledger.ingest(ledger_channel, m) for m in messages], concurrency
-                )
-
-                report("GET /health (HTTP floor)", health_rate, health_latencies, webhook_rate)
-                report("Ledger.ingest() in-process", direct_rate, direct_latencies, webhook_rate)
-                report("signed SMS webhooks (new)", webhook_rate, webhook_latencies)
-                report("signed SMS webhooks (duplicates)", duplicate_rate, duplicate_latencies, webhook_rate)
-
-                head = runtime.ledger.head_position()
-                started = time.perf_counter()
-                runtime.projector.wait_for(list(runtime.projector.projections), head, timeout=300)
-                print(
-                    f"\nworker caught up to position {head} {time.perf_counter() - started:.2f} s after the last write"
-                )
-                started = time.perf_counter()
-                read = runtime.projector.rebuild(runtime.projector.get("timeline"))
-                print(f"rebuild of the timeline: {read / (time.perf_counter() - started):.0f} events/s ({read} events)")
-        finally:
-            runtime.close()
+def projection_lag(settings, worker) -> str:
+    """How long after the last webhook the worker had projected everything."""
+    runtime = build_runtime(settings)
+    try:
+        head, waited = wait_projected(runtime, worker, timeout=300)
+    finally:
+        runtime.close()
+    if waited is None:
+        return f"the worker had not projected the {head} events 300 s after the last webhook"
+    return f"the worker had projected all {head} events {waited:.2f} s after the last webhook"
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks.bench import main
+
+    main("ingest")

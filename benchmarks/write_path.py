@@ -25,11 +25,11 @@ from psycopg.conninfo import make_conninfo
 from api.embedded import EmbeddedRedis
 from api.runtime import eventsourcing_env, migrate
 from api.settings import Settings
+from benchmarks.client import create_channel, create_company, sign, sms_payload
 from benchmarks.common import api_process, time_each
 from ledger.application import Ledger
 from ledger.channels import InboundMessage
 from ledger.credentials import SecretBox, new_secret_key
-from tests.support import create_channel, create_company, sign, sms_payload
 
 SERVER = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 LIMIT = 1024 * 1024
@@ -77,12 +77,12 @@ def signed(http: httpx.Client, channel, raw: bytes):
 
 
 def at_the_limit(http: httpx.Client, channel) -> None:
-    payload = sms_payload(channel, body="")
+    payload = sms_payload(channel.address, body="")
     raw = orjson.dumps({**payload, "body": "x" * (LIMIT - len(orjson.dumps(payload)))})
     _, alone = time_each([signed(http, channel, raw)], 1)
     bodies = []
     for _ in range(8):
-        payload = sms_payload(channel, body="")
+        payload = sms_payload(channel.address, body="")
         bodies.append(orjson.dumps({**payload, "body": "x" * (LIMIT - len(orjson.dumps(payload)))}))
     _, eight = time_each([signed(http, channel, raw) for raw in bodies], 8)
     print(
@@ -93,7 +93,9 @@ def at_the_limit(http: httpx.Client, channel) -> None:
 
 def with_redis_stalled(http: httpx.Client, channel, redis: EmbeddedRedis, writes: int) -> None:
     def small_writes():
-        payloads = [sms_payload(channel, sender=f"+1804557{uuid.uuid4().int % 10_000:04d}") for _ in range(writes)]
+        payloads = [
+            sms_payload(channel.address, sender=f"+1804557{uuid.uuid4().int % 10_000:04d}") for _ in range(writes)
+        ]
         return [signed(http, channel, orjson.dumps(payload)) for payload in payloads]
 
     _, running = time_each(small_writes(), 1)

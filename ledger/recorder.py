@@ -24,6 +24,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from ledger.errors import Unavailable
+from ledger.group_commit import Append, GroupCommit
 from ledger.integrity import GENESIS, StoredLink, event_hash
 from ledger.personal import ERASURE_TOPIC, KEYS_DDL
 
@@ -65,6 +66,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.set_write_budget(DEFAULT_BUDGET_SECONDS)
+        self.group_commit = GroupCommit(self.commit_group)
         self.sql_create_statements += [SQL(HASHES_DDL), SQL(HEADS_DDL), SQL(KEYS_DDL)]
 
     def set_write_budget(self, seconds: float) -> None:
@@ -83,16 +85,23 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
+        return self.group_commit.append(stored_events)
+
+    def commit_group(self, group: list[Append]) -> None:
+        """One transaction for a group of appends: each is checked on its own (its streams' versions,
+        its keys), a refused one fails alone, the others commit together."""
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
             try:
                 cursor.execute(self.lock_and_notify_statement)
-                heads = self._heads(cursor, stored_events)
-                check_versions(heads, stored_events)
-                self._check_keys_alive(cursor, stored_events)
-                self._insert_rows(cursor, stored_events)
-                notification_ids = self._fetch_ids_after_insert_events(cursor, stored_events)
-                self._chain(cursor, stored_events, heads)
-                self._destroy_erased_keys(cursor, stored_events)
+                heads = self._heads(cursor, [event for append in group for event in append.events])
+                accepted = self._accepted(cursor, group, heads)
+                events = [event for append in accepted for event in append.events]
+                if not events:
+                    return
+                self._insert_rows(cursor, events)
+                positions = self._fetch_ids_after_insert_events(cursor, events)
+                self._chain(cursor, events, heads)
+                self._destroy_erased_keys(cursor, events)
             except psycopg.errors.UniqueViolation as error:
                 if error.diag.table_name != self.events_table_name:
                     raise
@@ -101,7 +110,29 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 raise Unavailable(
                     f"the event log could not be written within {self.write_budget_seconds:g} s; retry shortly"
                 ) from error
-            return notification_ids
+        for append in accepted:  # settled once committed: a caller answers only for a durable write
+            append.succeed(positions[: len(append.events)])
+            positions = positions[len(append.events) :]
+
+    def _accepted(self, cursor: Any, group: list[Append], heads: dict) -> list[Append]:
+        """The appends that can commit, in order; each of the others failed with its own conflict:
+        a stream version taken (by the log or by an append before it in the group), or a key an erasure
+        destroyed (before, or earlier in the group)."""
+        all_events = [event for append in group for event in append.events]
+        versions = {stream: version for stream, (version, _) in heads.items()}
+        dead_keys = self._dead_keys(cursor, all_events)
+        erased: set = set()
+        accepted = []
+        for append in group:
+            try:
+                versions.update(next_versions(versions, append.events))
+                check_keys(append.events, dead_keys, erased)
+            except VersionConflict as conflict:
+                append.fail(conflict)
+                continue
+            erased |= {event.originator_id for event in append.events if event.topic == ERASURE_TOPIC}
+            accepted.append(append)
+        return accepted
 
     def _insert_rows(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
         rows = [
@@ -112,11 +143,12 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
     # -- crypto-shredding (ledger.personal) ---------------------------------------------------
 
-    def _check_keys_alive(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
-        """Under the log's lock, so that no erasure commits between this check and the append."""
+    def _dead_keys(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> set[tuple[Any, int]]:
+        """The contact keys these events were sealed with that an erasure has destroyed (read under the
+        log's lock, so no erasure commits between this read and the append)."""
         keys = {event.sealed_by for event in stored_events if getattr(event, "sealed_by", None)}
         if not keys:
-            return
+            return set()
         contact_ids, generations = zip(*keys, strict=True)
         alive = {
             (row["contact_id"], row["generation"])
@@ -128,9 +160,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 [list(contact_ids), list(generations)],
             ).fetchall()
         }
-        if destroyed := keys - alive:
-            contact_id, _ = destroyed.pop()
-            raise KeyDestroyed(contact_id)
+        return keys - alive
 
     def _destroy_erased_keys(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
         """An erasure destroys the contact's keys in the transaction that records it."""
@@ -259,18 +289,26 @@ class LedgerRecorder(PostgresApplicationRecorder):
             yield emptied_stream_id, [], head
 
 
-def check_versions(heads: dict[Any, tuple[int, str]], stored_events: Sequence[StoredEvent]) -> None:
+def next_versions(versions: dict[Any, int], stored_events: Sequence[StoredEvent]) -> dict[Any, int]:
     """Optimistic concurrency, checked against the anchored heads before the rows are sent: a writer
     that lost the race learns it without shipping its payload (a large message would hold the log's
-    lock while it travels, only to collide)."""
-    expected: dict[Any, int] = {}
+    lock while it travels, only to collide). The streams' versions after these events."""
+    after: dict[Any, int] = {}
     for event in stored_events:
-        version = expected.get(event.originator_id, heads.get(event.originator_id, (0, ""))[0])
+        version = after.get(event.originator_id, versions.get(event.originator_id, 0))
         if event.originator_version != version + 1:
             raise VersionConflict(
                 f"stream {event.originator_id}: at version {version}, not {event.originator_version - 1}"
             )
-        expected[event.originator_id] = event.originator_version
+        after[event.originator_id] = event.originator_version
+    return after
+
+
+def check_keys(stored_events: Sequence[StoredEvent], dead_keys: set, erased_contacts: set) -> None:
+    for event in stored_events:
+        sealed_by = getattr(event, "sealed_by", None)
+        if sealed_by is not None and (sealed_by in dead_keys or sealed_by[0] in erased_contacts):
+            raise KeyDestroyed(sealed_by[0])
 
 
 def link_of(row: dict) -> StoredLink:
