@@ -1,8 +1,10 @@
 """The composition root: builds the application, connections and queues from settings."""
 
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
@@ -37,6 +39,23 @@ class Runtime:
         self.redis.close()
 
 
+class IdleCheck:
+    """The pool's liveness check, run only on a connection that sat idle a while: one returned a moment
+    ago is alive, and checking it cost a round trip on every read."""
+
+    IDLE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._returned_at: WeakKeyDictionary = WeakKeyDictionary()
+
+    def returned(self, conn) -> None:
+        self._returned_at[conn] = time.monotonic()
+
+    def check(self, conn) -> None:
+        if time.monotonic() - self._returned_at.get(conn, 0.0) > self.IDLE_SECONDS:
+            ConnectionPool.check_connection(conn)
+
+
 def eventsourcing_env(database_url: str, create_table: bool, pool_size: int, timeout: int) -> dict[str, str]:
     params = conninfo_to_dict(database_url)
     return {
@@ -52,7 +71,9 @@ def eventsourcing_env(database_url: str, create_table: bool, pool_size: int, tim
         "POSTGRES_MAX_OVERFLOW": str(pool_size - 1),
         # eventsourcing retries a failed connection 10 times: split the budget between them.
         "POSTGRES_CONNECT_TIMEOUT": str(max(1, timeout // 10)),
-        "POSTGRES_PRE_PING": "yes",
+        # No check round trip per checkout: reads retry a dead connection (eventsourcing), and so do
+        # appends while nothing was sent on it (ledger.recorder).
+        "POSTGRES_PRE_PING": "no",
         "APPLICATION_RECORDER_TOPIC": "ledger.recorder:LedgerRecorder",
         "CREATE_TABLE": "yes" if create_table else "no",
     }
@@ -88,6 +109,7 @@ def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
         settings.default_region,
         write_budget_seconds=settings.db_timeout_seconds,
     )
+    idle_check = IdleCheck()
     pool = ConnectionPool(
         settings.database_url,
         min_size=1,
@@ -100,7 +122,8 @@ def build_runtime(settings: Settings, create_tables: bool = False) -> Runtime:
             "keepalives_idle": 30,
         },
         timeout=settings.db_timeout_seconds,
-        check=ConnectionPool.check_connection,
+        check=idle_check.check,
+        reset=idle_check.returned,
         open=True,
     )
     projector = Projector(pool, ledger, settings.batch_size)

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg.errors
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from ledger.errors import Unavailable
 from ledger.group_commit import Append, GroupCommit
@@ -58,6 +59,11 @@ class KeyDestroyed(VersionConflict):
         self.contact_id = contact_id
 
 
+class DeadConnection(OperationalError):
+    """A pooled connection that was found dead before a transaction began on it (three in a row: the
+    database is unreachable, answered like any outage)."""
+
+
 class UnanchoredStream(Exception):
     """A stream written before hash chains existed, not yet hashed by `ledger migrate`."""
 
@@ -89,30 +95,49 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
     def commit_group(self, group: list[Append]) -> None:
         """One transaction for a group of appends: each is checked on its own (its streams' versions,
-        its keys), a refused one fails alone, the others commit together."""
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            try:
-                cursor.execute(self.lock_and_notify_statement)
-                heads = self._heads(cursor, [event for append in group for event in append.events])
-                accepted = self._accepted(cursor, group, heads)
-                events = [event for append in accepted for event in append.events]
-                if not events:
-                    return
-                self._insert_rows(cursor, events)
-                positions = self._fetch_ids_after_insert_events(cursor, events)
-                self._chain(cursor, events, heads)
-                self._destroy_erased_keys(cursor, events)
-            except psycopg.errors.UniqueViolation as error:
-                if error.diag.table_name != self.events_table_name:
-                    raise
-                raise VersionConflict(str(error)) from error
-            except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as error:
-                raise Unavailable(
-                    f"the event log could not be written within {self.write_budget_seconds:g} s; retry shortly"
-                ) from error
+        its keys), a refused one fails alone, the others commit together. Pooled connections are not
+        pinged before use: one found dead before anything was sent is replaced, up to three times."""
+        for attempt in Retrying(
+            retry=retry_if_exception_type(DeadConnection), stop=stop_after_attempt(3), reraise=True
+        ):
+            with attempt:
+                self._commit_group_once(group)
+
+    def _commit_group_once(self, group: list[Append]) -> None:
+        begun = False
+        try:
+            with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                begun = True
+                accepted, positions = self._append_in(cursor, group)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            if begun:
+                raise  # it may have committed: a command run again then collides on the versions it took
+            raise DeadConnection(str(error)) from error
         for append in accepted:  # settled once committed: a caller answers only for a durable write
             append.succeed(positions[: len(append.events)])
             positions = positions[len(append.events) :]
+
+    def _append_in(self, cursor: Any, group: list[Append]) -> tuple[list[Append], list[int]]:
+        try:
+            cursor.execute(self.lock_and_notify_statement)
+            heads = self._heads(cursor, [event for append in group for event in append.events])
+            accepted = self._accepted(cursor, group, heads)
+            events = [event for append in accepted for event in append.events]
+            if not events:
+                return [], []
+            self._insert_rows(cursor, events)
+            positions = self._fetch_ids_after_insert_events(cursor, events)
+            self._chain(cursor, events, heads)
+            self._destroy_erased_keys(cursor, events)
+            return accepted, positions
+        except psycopg.errors.UniqueViolation as error:
+            if error.diag.table_name != self.events_table_name:
+                raise
+            raise VersionConflict(str(error)) from error
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as error:
+            raise Unavailable(
+                f"the event log could not be written within {self.write_budget_seconds:g} s; retry shortly"
+            ) from error
 
     def _accepted(self, cursor: Any, group: list[Append], heads: dict) -> list[Append]:
         """The appends that can commit, in order; each of the others failed with its own conflict:
