@@ -56,7 +56,8 @@ class IdleCheck:
             ConnectionPool.check_connection(conn)
 
 
-def eventsourcing_env(database_url: str, create_table: bool, pool_size: int, timeout: int) -> dict[str, str]:
+def postgres_env(database_url: str) -> dict[str, str]:
+    """eventsourcing's settings naming the PostgreSQL server and database of a URL."""
     params = conninfo_to_dict(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -65,6 +66,12 @@ def eventsourcing_env(database_url: str, create_table: bool, pool_size: int, tim
         "POSTGRES_PORT": str(params.get("port", "5432")),
         "POSTGRES_USER": str(params.get("user", "postgres")),
         "POSTGRES_PASSWORD": str(params.get("password", "")),
+    }
+
+
+def eventsourcing_env(database_url: str, create_table: bool, pool_size: int, timeout: int) -> dict[str, str]:
+    return {
+        **postgres_env(database_url),
         # A small minimum that can grow: after an outage a pool at its maximum waits out
         # its reconnection backoff, while one below it connects again on demand.
         "POSTGRES_POOL_SIZE": "1",

@@ -18,8 +18,9 @@ import orjson
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from fastapi import FastAPI, Response
-from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, Field
+
+from api.runtime import postgres_env
 
 READ_BODIES = "BENCH_READ_BODIES"  # a JSON file {path: body} the ceiling answers GETs from
 NAIVE_DATABASE = "BENCH_NAIVE_DATABASE_URL"
@@ -78,16 +79,7 @@ class NaiveWebhooks(Application):
 
 
 def naive_env(database_url: str) -> dict[str, str]:
-    params = conninfo_to_dict(database_url)
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
-        "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
-        "POSTGRES_PORT": str(params.get("port", "5432")),
-        "POSTGRES_USER": str(params.get("user", "postgres")),
-        "POSTGRES_PASSWORD": str(params.get("password", "")),
-        "CREATE_TABLE": "y",
-    }
+    return {**postgres_env(database_url), "CREATE_TABLE": "y"}
 
 
 def naive_app() -> FastAPI:

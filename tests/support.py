@@ -6,35 +6,15 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 import orjson
 import psycopg
 
+from benchmarks.client import ChannelInfo, Tenant
 from tests.conftest import OPERATOR_TOKEN
 
 _provider_ids = itertools.count(1)
-
-
-@dataclass
-class Tenant:
-    company_id: str
-    api_key: str
-    admin_user_id: str
-    bot_user_id: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-
-@dataclass
-class ChannelInfo:
-    id: str
-    kind: str
-    address: str
-    secret: str
 
 
 def create_company(client: httpx.Client, name: str = "Acme", operator_token: str = OPERATOR_TOKEN) -> Tenant:
