@@ -87,8 +87,9 @@ class Keyring:
         self._datastore = datastore
         self._box = secret_box
         self._cache: dict[UUID, dict[int, AESGCM | None]] = {}
-        self._forgotten: dict[UUID, int] = {}  # how often each contact was forgotten: a refresh read before
-        self._lock = Lock()  # a forget must not put back what it read
+        # How often each contact was forgotten: a refresh that read before a forget must not cache what it read.
+        self._forgotten: dict[UUID, int] = {}
+        self._lock = Lock()
         self._fresh: ContextVar[dict | None] = ContextVar("fresh_keys", default=None)
 
     def current(self, contact_id: UUID) -> tuple[int, AESGCM]:
