@@ -186,6 +186,32 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
             lambda: self._ingest_once(channel, kind.address_kind, sender, message, receipt_id)
         )
 
+    def participants(
+        self, channel: Channel, address: str, address_kind: str, actor: str, owner_id: Callable[[], str]
+    ) -> tuple[Contact, Conversation]:
+        """The contact with this address and its conversation on the channel, each found or started
+        (a new conversation owned by `owner_id()`). A contact found learns the address again after an
+        erasure. Both are keyed by the address's keyed hash, so an erased address finds them still."""
+        company_id, address_key = channel.company_id, self.address_key(address)
+        contact = self.find(Contact, Contact.id_for(company_id, address_key))
+        if contact is None:
+            contact = Contact.create(company_id, address, address_key, address_kind, actor)
+        else:
+            contact.add_address(address, address_kind, actor)
+        conversation = self.find(Conversation, Conversation.id_for(company_id, str(channel.id), address_key))
+        if conversation is None:
+            conversation = Conversation.start(
+                company_id,
+                str(channel.id),
+                str(contact.id),
+                address,
+                address_key,
+                channel.address,
+                owner_id(),
+                actor,
+            )
+        return contact, conversation
+
     def _ingest_once(
         self, channel: Channel, address_kind: str, sender: str, message: InboundMessage, receipt_id: UUID
     ) -> Ingested:
@@ -203,28 +229,15 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
         self, channel: Channel, address_kind: str, sender: str, message: InboundMessage, receipt_id: UUID
     ) -> Ingested:
         company_id, channel_id, actor = channel.company_id, str(channel.id), f"provider:{channel.id}"
-        address_key = self.address_key(sender)
-        contact_id = Contact.id_for(company_id, address_key)
-        contact = self.find(Contact, contact_id)
-        if contact is None:
-            contact = Contact.create(company_id, sender, address_key, address_kind, actor)
-        else:
-            contact.add_address(sender, address_kind, actor)  # known again after an erasure
-        conversation = self.find(Conversation, Conversation.id_for(company_id, channel_id, address_key))
-        if conversation is not None:
-            conversation.reopen(actor)  # a closed conversation is back in its owner's queue
-        else:
-            company = self.get_owned(Company, UUID(company_id), company_id)
-            conversation = Conversation.start(
-                company_id,
-                channel_id,
-                str(contact_id),
-                sender,
-                address_key,
-                channel.address,
-                company.bot_user_id,
-                actor,
-            )
+        contact, conversation = self.participants(
+            channel,
+            sender,
+            address_kind,
+            actor,
+            lambda: self.get_owned(Company, UUID(company_id), company_id).bot_user_id,
+        )
+        conversation.reopen(actor)  # a closed conversation is back in its owner's queue
+        contact_id = contact.id
         message_id = natural_id("message", receipt_id)
         conversation.receive_inbound(
             message_id,

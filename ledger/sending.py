@@ -111,27 +111,9 @@ class Sending:
         def queue() -> Queued:
             if (earlier := self._queued_before(principal.company_id, idempotency_key)) is not None:
                 return earlier
-            address_key = self.address_key(address)
-            contact_id = Contact.id_for(principal.company_id, address_key)
-            contact = self.find(Contact, contact_id)
-            if contact is None:
-                contact = Contact.create(principal.company_id, address, address_key, address_kind, principal.actor)
-            else:
-                contact.add_address(address, address_kind, principal.actor)  # known again after an erasure
-            conversation = self.find(
-                Conversation, Conversation.id_for(principal.company_id, str(channel.id), address_key)
+            contact, conversation = self.participants(
+                channel, address, address_kind, principal.actor, lambda: principal.user_id
             )
-            if conversation is None:
-                conversation = Conversation.start(
-                    principal.company_id,
-                    str(channel.id),
-                    str(contact_id),
-                    address,
-                    address_key,
-                    channel.address,
-                    principal.user_id,
-                    principal.actor,
-                )
             return self._queue(
                 principal, conversation, contact, body, attachments, message_type, idempotency_key, to=address
             )
