@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from tenacity import Retrying, retry_if_result, stop_after_delay
 
 from api.embedded import EmbeddedRedis
 from api.runtime import build_runtime, migrate
@@ -114,10 +115,13 @@ def test_the_sweep_alone_catches_up_without_redis(outage_runtime, own_redis):
 
 def retry_while_unavailable(call, deadline_seconds: float = 60):
     """What a provider does: retry a 503 after its Retry-After, within a deadline."""
-    deadline = time.monotonic() + deadline_seconds
-    while (response := call()).status_code == 503 and time.monotonic() < deadline:
-        time.sleep(float(response.headers.get("Retry-After", "1")))
-    return response
+    retrying = Retrying(
+        retry=retry_if_result(lambda response: response.status_code == 503),
+        wait=lambda state: float(state.outcome.result().headers.get("Retry-After", "1")),
+        stop=stop_after_delay(deadline_seconds),
+        retry_error_callback=lambda state: state.outcome.result(),
+    )
+    return retrying(call)
 
 
 @pytest.fixture
