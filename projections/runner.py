@@ -6,6 +6,7 @@ overlapping workers take turns batch by batch instead of applying an event twice
 """
 
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 
 import psycopg
 from eventsourcing import persistence
@@ -89,19 +90,35 @@ class Projector:
 
     def run_batch(self, projection: Projection) -> int:
         """Applies the next batch of the log; returns how many notifications it read."""
+        try:
+            return self._run_batch(projection, pipelined=True)
+        except DATABASE_UNAVAILABLE:
+            raise
+        except (ProjectionFailed, psycopg.Error):
+            # A pipeline reports a statement's error at a later statement, under another event: the batch,
+            # rolled back, is applied again one statement at a time, to fail at the event that causes it.
+            return self._run_batch(projection, pipelined=False)
+
+    def _run_batch(self, projection: Projection, pipelined: bool) -> int:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             position = self._lock_and_read_position(cursor, projection.name)
             notifications = self.recorder.select_notifications(
                 start=position, limit=self.batch_size, inclusive_of_start=False
             )
-            for notification in notifications:
-                self._apply(projection, cursor, notification)
+            self._apply_all(projection, conn, cursor, notifications, pipelined)
             if notifications:
                 cursor.execute(
                     "update projection_tracking set position = %s, updated_at = now(), error = null where name = %s",
                     [notifications[-1].id, projection.name],
                 )
             return len(notifications)
+
+    def _apply_all(self, projection: Projection, conn, cursor, notifications: list, pipelined: bool = True) -> None:
+        """The handlers' statements go out in a pipeline: a batch costs a few round trips, not one a statement
+        (a handler that reads a row waits for what was sent before it, so it reads its own batch's writes)."""
+        with conn.pipeline() if pipelined else nullcontext():
+            for notification in notifications:
+                self._apply(projection, cursor, notification)
 
     def _apply(self, projection: Projection, cursor, notification) -> None:
         handler = projection.handler_for(notification.topic)
@@ -151,8 +168,7 @@ class Projector:
                 notifications = self.recorder.select_notifications(
                     start=position, limit=self.batch_size, inclusive_of_start=False
                 )
-                for notification in notifications:
-                    self._apply(projection, cursor, notification)
+                self._apply_all(projection, conn, cursor, notifications)
                 if notifications:
                     position = notifications[-1].id
                 if lock and not notifications:
