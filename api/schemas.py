@@ -126,7 +126,7 @@ class WebhookAccepted(BaseModel):
 
 class SummaryOut(ReadModel):
     id: UUID
-    number: int | None = Field(default=None, description="1, 2, 3... per company in log order")
+    number: int = Field(description="1, 2, 3... per company in log order, like a ticket number")
     channel_id: UUID
     contact_id: UUID
     owner_id: UUID | None
@@ -225,6 +225,8 @@ class ConversationOut(SummaryOut):
 class ConversationStateOut(ConversationOut):
     """The conversation as it was, replayed from the log."""
 
+    number: int | None = Field(default=None, description="not in the log: the summaries read model numbers it")
+
     version: int = Field(description="the last version of the conversation's stream included")
     at: datetime = Field(description="the time asked for or, given a version, the time that version was recorded")
 
@@ -248,24 +250,43 @@ class ContactOut(ReadModel):
     erased: bool | None = None
 
 
-def _error(description: str, headers: dict | None = None) -> dict:
-    response: dict[str, Any] = {"model": ErrorOut, "description": description}
+def _error(description: str, message: str, details: Any = None, headers: dict | None = None) -> dict:
+    """An error answer documented with the error model and an example body (its code opens the description)."""
+    example = {"error_code": description.split(":", 1)[0], "message": message, "details": details}
+    response: dict[str, Any] = {
+        "model": ErrorOut,
+        "description": description,
+        "content": {"application/json": {"example": example}},
+    }
     if headers:
         response["headers"] = headers
     return response
 
 
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+INVALID_FIELD = [{"field": "name", "issue": "string_too_short", "message": "String should have at least 1 character"}]
 ERRORS = {
-    400: _error("invalid_json: the body is not valid JSON (or, for forms, not a valid form)"),
-    401: _error("unauthorized: no valid `Authorization: Bearer <key>`"),
-    403: _error("forbidden: the caller's role may not do this"),
-    404: _error("not_found: no such resource in the caller's company"),
-    409: _error("conflict: contradicts what exists"),
-    413: _error("payload_too_large: the body is larger than the limit"),
-    415: _error("unsupported_media_type: the body's Content-Type is not the documented one"),
-    422: _error("validation_error: details is a list of {field, issue, message}"),
-    503: _error("unavailable or projection_lagging: retry after Retry-After", RETRY_AFTER),
+    400: _error(
+        "invalid_json: the body is not valid JSON (or, for forms, not a valid form)", "the body is not valid JSON"
+    ),
+    401: _error("unauthorized: no valid `Authorization: Bearer <key>`", "unknown or revoked API key"),
+    403: _error("forbidden: the caller's role may not do this", "this needs the role admin; you are agent"),
+    404: _error("not_found: no such resource in the caller's company", "no such conversation"),
+    409: _error("conflict: contradicts what exists", "this company already has a sms channel for +18045550100"),
+    413: _error("payload_too_large: the body is larger than the limit", "the body is larger than 1048576 bytes"),
+    415: _error(
+        "unsupported_media_type: the body's Content-Type is not the documented one",
+        "expected application/json, got text/plain",
+    ),
+    422: _error(
+        "validation_error: details is a list of {field, issue, message}", "the request is not valid", INVALID_FIELD
+    ),
+    503: _error(
+        "unavailable or projection_lagging: retry after Retry-After",
+        "the read model has not reached position 42 yet",
+        {"projections": ["summaries"]},
+        RETRY_AFTER,
+    ),
 }
 
 
@@ -287,7 +308,11 @@ AUTHENTICATED = errors(401, 403, 404, 422, 503)
 WITH_BODY = errors(400, 413, 415, 422)
 WEBHOOK = {
     **errors(400, 404, 413, 415, 422, 503),
-    401: _error("invalid_signature: the request is not signed with the channel's webhook secret"),
+    401: _error(
+        "invalid_signature: the request is not signed with the channel's webhook secret",
+        "X-Ledger-Signature does not match the body signed with the channel's webhook secret",
+        {"reason": "mismatched", "credential": "X-Ledger-Signature"},
+    ),
 }
 
 
@@ -331,3 +356,38 @@ class HistoryOut(BaseModel):
     head_hash: str | None = Field(description="the last event's hash, recomputed from the log")
     verified: bool = Field(description="the whole chain verifies, up to the stream's anchored head")
     broken_at: int | None = Field(description="the first version that does not verify")
+
+
+AssistanceStatus = Literal["queued", "sent", "failed"]
+
+
+class AssistanceQueuedOut(BaseModel):
+    id: UUID
+    topic: str
+    channel_id: UUID = Field(description="the channel the topic was routed to")
+    status: AssistanceStatus = Field(description='"queued" when new; the current status for a repeated Idempotency-Key')
+    position: int
+
+
+class AssistanceRequestOut(ReadModel):
+    id: UUID
+    topic: str
+    description: str
+    channel_id: UUID
+    to: str = Field(description="the address the channel sends the request to")
+    conversation_id: UUID | None
+    requested_by: str = Field(description="the actor: user:<id> or bot:<id>")
+    status: AssistanceStatus = Field(description="queued until the send settles (through retries), then sent or failed")
+    attempts: list[Attempt] = Field(description="each provider call, in order")
+    failure_reason: str | None
+    provider_message_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+
+class RoutingRuleOut(BaseModel):
+    topic: str
+    channel_id: UUID
+    to: str = Field(description="where the channel sends the topic's requests (by default its own address)")
+    position: int

@@ -2,10 +2,14 @@
 one that keeps dying is in a crash loop, which stops everything."""
 
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections import deque
+from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 MAX_RESTARTS = 5  # per child within RESTART_WINDOW_SECONDS; dying once more is a crash loop
 RESTART_WINDOW_SECONDS = 60
@@ -17,6 +21,33 @@ STOP_GRACE_SECONDS = 5
 
 class CrashLoop(Exception):
     pass
+
+
+class StartRefused(Exception):
+    """`ledger up` cannot start as asked; it touched nothing."""
+
+
+def claim_data_dir(data_dir: Path) -> FileLock:
+    """The data dir's lock, held until the process ends (the OS releases it even after a kill)."""
+    lock = FileLock(data_dir / "ledger.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise StartRefused(f"another `ledger up` is running on the data dir {data_dir}; stop it first") from None
+    return lock
+
+
+def refuse_ports_in_use(host: str, ports: dict[int, str]) -> None:
+    """Before any server starts: a port already bound would only make a child die on start. ports: port -> how
+    it was chosen, for the message."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for port, chosen_by in ports.items():
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                raise StartRefused(f"cannot listen on {host} port {port} ({error.strerror}); {chosen_by}") from None
 
 
 class Child:

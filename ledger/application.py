@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TypeVar
 from uuid import UUID
@@ -11,6 +12,7 @@ from eventsourcing.persistence import OperationalError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from ledger.addresses import normalize
+from ledger.assistance import AssistanceCommands
 from ledger.auditing import Auditing
 from ledger.base import LedgerAggregate
 from ledger.bot import BotCommands
@@ -18,9 +20,11 @@ from ledger.channels import Acknowledgement, InboundMessage, WebhookRequest, cha
 from ledger.contact_commands import ContactCommands
 from ledger.contacts import Contact
 from ledger.credentials import SecretBox
+from ledger.dialect_commands import DialectCommands
 from ledger.errors import Contended, NotFound, ValidationFailed
 from ledger.handling import Handling
 from ledger.ids import natural_id
+from ledger.inbound import Ingested, ProviderConversations
 from ledger.messaging import Conversation
 from ledger.personal import Keyring, SealingMapper
 from ledger.receipts import Receipt
@@ -37,15 +41,6 @@ CONFLICT_RETRY_SECONDS = 5.0
 SNAPSHOT_INTERVAL = 100
 LARGE_BODY_CHARACTERS = 64 * 1024
 SNAPSHOTTED = (Conversation,)  # the only kind `commit` snapshots; any other is read from its events alone
-
-
-@dataclass(frozen=True)
-class Ingested:
-    message_id: str
-    conversation_id: str
-    contact_id: str
-    position: int
-    deduplicated: bool
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,18 @@ def _contended(state: RetryCallState) -> None:
     raise Contended("too many concurrent writes to the same records; retry")
 
 
-class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands, Application[UUID]):
+class Ledger(
+    Tenants,
+    Sending,
+    Handling,
+    BotCommands,
+    Auditing,
+    ContactCommands,
+    AssistanceCommands,
+    DialectCommands,
+    ProviderConversations,
+    Application[UUID],
+):
     name = "ledger"
     is_snapshotting_enabled = True
 
@@ -165,8 +171,10 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
         channel = self.get_channel(channel_id)
         kind = channel_kinds()[channel.kind]
         kind.verify(self.channel_secret(channel), request)
-        messages = [self.ingest(channel, message) for message in kind.parse(request)]
-        return WebhookReceived(messages, kind.acknowledgement)
+        parsed = kind.parse(request)
+        if parsed and parsed[0].thread is not None:  # a whole provider-keyed conversation (Intercom)
+            return WebhookReceived(self.receive_thread(channel, parsed, f"provider:{channel.id}"), kind.acknowledgement)
+        return WebhookReceived([self.ingest(channel, message) for message in parsed], kind.acknowledgement)
 
     def ingest(self, channel: Channel, message: InboundMessage) -> Ingested:
         """Appends one inbound message exactly once.
@@ -179,18 +187,33 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
         sender = normalize(kind.address_kind, message.sender, "from", self.default_region)
         if message.recipient is not None:
             recipient = normalize(kind.address_kind, message.recipient, "to", self.default_region)
-            if recipient != channel.address:
+            if recipient != channel.address and not self._sent_to(channel, kind.address_kind, message.recipients):
                 raise ValidationFailed.single("to", "wrong_recipient", "to is not this channel's address")
         receipt_id = Receipt.id_for(channel.company_id, str(channel.id), message.provider_message_id)
         return self.retry_on_conflict(
             lambda: self._ingest_once(channel, kind.address_kind, sender, message, receipt_id)
         )
 
+    def _sent_to(self, channel: Channel, address_kind: str, others: list[str]) -> bool:
+        """Whether the channel's address is one of an email's other recipients (those that are addresses)."""
+        for other in others:
+            with suppress(ValidationFailed):
+                if normalize(address_kind, other, "to", self.default_region) == channel.address:
+                    return True
+        return False
+
     def participants(
-        self, channel: Channel, address: str, address_kind: str, actor: str, owner_id: Callable[[], str]
+        self,
+        channel: Channel,
+        address: str,
+        address_kind: str,
+        actor: str,
+        owner_id: Callable[[], str | None],
+        conversation_id: UUID | None = None,
     ) -> tuple[Contact, Conversation]:
-        """The contact with this address and its conversation on the channel, each found or started
-        (a new conversation owned by `owner_id()`). A contact found learns the address again after an
+        """The contact with this address and its conversation on the channel (or the conversation with
+        that id: one a provider keys, see Conversation.id_for_thread), each found or started (a new
+        conversation owned by `owner_id()`). A contact found learns the address again after an
         erasure. Both are keyed by the address's keyed hash, so an erased address finds them still."""
         company_id, address_key = channel.company_id, self.address_key(address)
         contact = self.find(Contact, Contact.id_for(company_id, address_key))
@@ -198,7 +221,8 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
             contact = Contact.create(company_id, address, address_key, address_kind, actor)
         else:
             contact.add_address(address, address_kind, actor)
-        conversation = self.find(Conversation, Conversation.id_for(company_id, str(channel.id), address_key))
+        conversation_id = conversation_id or Conversation.id_for(company_id, str(channel.id), address_key)
+        conversation = self.find(Conversation, conversation_id)
         if conversation is None:
             conversation = Conversation.start(
                 company_id,
@@ -209,6 +233,7 @@ class Ledger(Tenants, Sending, Handling, BotCommands, Auditing, ContactCommands,
                 channel.address,
                 owner_id(),
                 actor,
+                conversation_id,
             )
         return contact, conversation
 

@@ -8,6 +8,16 @@ from datetime import datetime
 from ledger.delivery import folded
 from ledger.messaging import Conversation
 
+MessageEvent = (
+    Conversation.InboundMessageReceived | Conversation.OutboundMessageQueued | Conversation.OutboundMessageImported
+)
+MESSAGE_EVENTS = (
+    Conversation.InboundMessageReceived,
+    Conversation.OutboundMessageQueued,
+    Conversation.OutboundMessageImported,
+)
+IMPORTED_STATUS = "sent"  # an imported outbound message: the provider sent it; no callback will say more
+
 
 def conversation_state(events: Iterable[Conversation.Event]) -> dict:
     """The summary fields and the messages (ordered by seq) after these events."""
@@ -28,7 +38,7 @@ def conversation_state(events: Iterable[Conversation.Event]) -> dict:
                 "created_at": event.recorded_at,
                 "updated_at": event.recorded_at,
             }
-        elif isinstance(event, Conversation.InboundMessageReceived | Conversation.OutboundMessageQueued):
+        elif isinstance(event, MESSAGE_EVENTS):
             messages[event.message_id] = new_message(event)
             if getattr(event, "sender", None) is not None:  # the address, known again after an erasure
                 state["participants"][0] = event.sender
@@ -57,21 +67,24 @@ def conversation_state(events: Iterable[Conversation.Event]) -> dict:
     return {**state, "messages": sorted(messages.values(), key=lambda message: message["seq"])}
 
 
-def new_message(event: Conversation.InboundMessageReceived | Conversation.OutboundMessageQueued) -> dict:
+def new_message(event: MessageEvent) -> dict:
+    """An imported outbound message (written and delivered in the provider's tool) has no ledger author,
+    and its provider's id and time like an inbound one."""
     inbound = isinstance(event, Conversation.InboundMessageReceived)
+    queued = isinstance(event, Conversation.OutboundMessageQueued)
     return {
         "id": event.message_id,
         "seq": event.seq,
         "direction": "inbound" if inbound else "outbound",
-        "author_id": None if inbound else event.author_id,
+        "author_id": event.author_id if queued else None,
         "contact_id": event.contact_id,
         "body": event.body,
         "attachments": list(event.attachments),
         "type": event.message_type,
-        "sent_at": parsed(event.sent_at) if inbound else None,
+        "sent_at": None if queued else parsed(event.sent_at),
         "recorded_at": event.recorded_at,
-        "status": "received" if inbound else "queued",
-        "provider_message_id": event.provider_message_id if inbound else None,
+        "status": "received" if inbound else "queued" if queued else IMPORTED_STATUS,
+        "provider_message_id": None if queued else event.provider_message_id,
     }
 
 

@@ -57,3 +57,34 @@ class SendPolicy:
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_retry_after_seconds))
         return now + timedelta(seconds=delay)
+
+
+# The dispatcher's view of one send, as the stream that sends it keeps it (a conversation, per outbound
+# message; an assistance request): what begin_attempt and record_outcome read.
+
+
+def new_send_state(queued_at: str) -> dict:
+    return {
+        "status": "queued",
+        "attempts": 0,
+        "attempt_open_since": None,  # ISO time of an attempt with no outcome yet
+        "not_before": None,  # ISO time before which no attempt may start
+        "settled": False,  # sent or failed: the dispatcher is done with it
+        "provider_message_id": None,  # once sent
+        "reports": [],  # [provider status, error code] of every callback recorded
+        "queued_at": queued_at,
+    }
+
+
+def attempt_started(state: dict, attempt: int, started_at: str) -> None:
+    state.update(attempts=attempt, attempt_open_since=started_at, status=folded(state["status"], "sending"))
+
+
+def attempt_failed(state: dict, next_attempt_at: str) -> None:
+    state.update(attempt_open_since=None, not_before=next_attempt_at)
+
+
+def send_settled(state: dict, status: str, provider_message_id: str | None = None) -> None:
+    state.update(attempt_open_since=None, settled=True, status=folded(state["status"], status))
+    if provider_message_id is not None:
+        state["provider_message_id"] = provider_message_id

@@ -23,7 +23,17 @@ class Forbidden(LedgerError):
 
 
 class InvalidSignature(LedgerError):
-    pass
+    """details: {"reason": "missing" | "malformed" | "mismatched", "credential": the header or parameter checked}."""
+
+    REASONS = ("missing", "malformed", "mismatched")
+
+    @classmethod
+    def because(cls, reason: str, credential: str, explanation: str) -> "InvalidSignature":
+        return cls(f"{credential} {explanation}", {"reason": reason, "credential": credential})
+
+    @property
+    def reason(self) -> str | None:
+        return self.details.get("reason") if isinstance(self.details, dict) else None
 
 
 class InvalidJson(LedgerError):

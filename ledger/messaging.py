@@ -3,12 +3,13 @@
 from uuid import UUID
 
 from ledger.base import LedgerAggregate
-from ledger.delivery import folded
+from ledger.delivery import attempt_failed, attempt_started, folded, new_send_state, send_settled
 from ledger.ids import natural_id
 
 
 class Conversation(LedgerAggregate):
-    """Keyed by (company, channel, contact address). Holds only what commands need:
+    """Keyed by (company, channel, contact address), or for a conversation the provider keys itself by
+    (company, provider, its id). Holds only what commands need:
     the next seq, the owner and the status. Messages live in the log and the timeline."""
 
     class Started(LedgerAggregate.Created):
@@ -16,7 +17,7 @@ class Conversation(LedgerAggregate):
         contact_id: str
         contact_address: str
         channel_address: str
-        owner_id: str
+        owner_id: str | None  # None: the unassigned queue (a conversation imported from a provider)
 
     class InboundMessageReceived(LedgerAggregate.Event):
         message_id: str
@@ -34,6 +35,25 @@ class Conversation(LedgerAggregate):
             conversation.last_seq = self.seq
             if self.sender is not None:
                 conversation.contact_address = self.sender
+
+    class OutboundMessageImported(LedgerAggregate.Event):
+        """An outbound message written by an agent in the provider's own tool (an Intercom admin's reply)
+        and already delivered by the provider: part of the conversation, and never to be sent. Not an
+        OutboundMessageQueued, so that nothing that sends (the outbox, the dispatcher) ever sees it."""
+
+        message_id: str
+        seq: int
+        contact_id: str
+        provider_message_id: str
+        message_type: str
+        body: str
+        preview: str
+        attachments: list[str]
+        sent_at: str | None
+        author: str | None  # the provider's author: "admin:814860", "bot:123"
+
+        def apply(self, conversation: "Conversation") -> None:
+            conversation.last_seq = self.seq
 
     class OwnerTransferred(LedgerAggregate.Event):
         from_owner_id: str | None
@@ -78,26 +98,14 @@ class Conversation(LedgerAggregate):
                 conversation.bot_fallbacks += 1
             elif self.bot_intent is not None:
                 conversation.bot_fallbacks = 0
-            conversation.outbound[self.message_id] = {
-                "status": "queued",
-                "attempts": 0,
-                "attempt_open_since": None,  # ISO time of an attempt with no outcome yet
-                "not_before": None,  # ISO time before which no attempt may start
-                "settled": False,  # sent or failed: the dispatcher is done with it
-                "provider_message_id": None,  # once sent
-                "reports": [],  # [provider status, error code] of every callback recorded
-                "queued_at": self.timestamp.isoformat(),
-            }
+            conversation.outbound[self.message_id] = new_send_state(self.timestamp.isoformat())
 
     class OutboundAttemptStarted(LedgerAggregate.Event):
         message_id: str
         attempt: int
 
         def apply(self, conversation: "Conversation") -> None:
-            message = conversation.outbound[self.message_id]
-            message["attempts"] = self.attempt
-            message["attempt_open_since"] = self.timestamp.isoformat()
-            message["status"] = folded(message["status"], "sending")
+            attempt_started(conversation.outbound[self.message_id], self.attempt, self.timestamp.isoformat())
 
     class OutboundAttemptFailed(LedgerAggregate.Event):
         message_id: str
@@ -107,9 +115,7 @@ class Conversation(LedgerAggregate):
         next_attempt_at: str
 
         def apply(self, conversation: "Conversation") -> None:
-            message = conversation.outbound[self.message_id]
-            message["attempt_open_since"] = None
-            message["not_before"] = self.next_attempt_at
+            attempt_failed(conversation.outbound[self.message_id], self.next_attempt_at)
 
     class OutboundMessageSent(LedgerAggregate.Event):
         message_id: str
@@ -118,9 +124,7 @@ class Conversation(LedgerAggregate):
         provider_message_id: str | None
 
         def apply(self, conversation: "Conversation") -> None:
-            message = conversation.outbound[self.message_id]
-            message.update(attempt_open_since=None, settled=True, status=folded(message["status"], "sent"))
-            message["provider_message_id"] = self.provider_message_id
+            send_settled(conversation.outbound[self.message_id], "sent", self.provider_message_id)
 
     class OutboundMessageFailed(LedgerAggregate.Event):
         message_id: str
@@ -129,8 +133,7 @@ class Conversation(LedgerAggregate):
         reason: str
 
         def apply(self, conversation: "Conversation") -> None:
-            message = conversation.outbound[self.message_id]
-            message.update(attempt_open_since=None, settled=True, status=folded(message["status"], "failed"))
+            send_settled(conversation.outbound[self.message_id], "failed")
 
     class DeliveryStatusReported(LedgerAggregate.Event):
         message_id: str
@@ -143,6 +146,14 @@ class Conversation(LedgerAggregate):
             message = conversation.outbound[self.message_id]
             message["reports"].append([self.provider_status, self.error_code])
             message["status"] = folded(message["status"], self.status)
+
+    class AssistanceRequested(LedgerAggregate.Event):
+        """A person was asked for help about this conversation (the request is its own stream)."""
+
+        request_id: str
+        topic: str
+        description: str
+        channel_id: str  # where the request was routed
 
     # 2: `outbound` was added; 3: `read_markers` and `bot_fallbacks`; 4: `participants` split into
     # `contact_address` (personal, sealed in snapshots) and `channel_address`; 5: outbound `queued_at`.
@@ -174,7 +185,7 @@ class Conversation(LedgerAggregate):
         contact_id: str,
         contact_address: str,
         channel_address: str,
-        owner_id: str,
+        owner_id: str | None,
     ) -> None:
         self.company_id = company_id
         self.channel_id = channel_id
@@ -194,6 +205,11 @@ class Conversation(LedgerAggregate):
         reveals no address and still finds the conversation after the address was erased."""
         return natural_id("conversation", company_id, channel_id, address_key)
 
+    @staticmethod
+    def id_for_thread(company_id: str, provider: str, external_id: str) -> UUID:
+        """A conversation the provider keys itself (an Intercom conversation), whatever channel brings it."""
+        return natural_id("provider-conversation", company_id, provider, external_id)
+
     @classmethod
     def start(
         cls,
@@ -203,12 +219,14 @@ class Conversation(LedgerAggregate):
         contact_address: str,
         address_key: str,
         channel_address: str,
-        owner_id: str,
+        owner_id: str | None,
         actor: str,
+        conversation_id: UUID | None = None,
     ) -> "Conversation":
+        """Keyed by (company, channel, contact address), or by the given id (see id_for_thread)."""
         return cls._create(
             cls.Started,
-            id=cls.id_for(company_id, channel_id, address_key),
+            id=conversation_id or cls.id_for(company_id, channel_id, address_key),
             company_id=company_id,
             actor=actor,
             channel_id=channel_id,
@@ -249,6 +267,36 @@ class Conversation(LedgerAggregate):
         )
         return seq
 
+    def import_outbound(
+        self,
+        message_id: UUID,
+        provider_message_id: str,
+        message_type: str,
+        body: str,
+        preview: str,
+        attachments: list[str],
+        sent_at: str | None,
+        author: str | None,
+        actor: str,
+    ) -> int:
+        """Appends, with the next seq, an outbound message the provider already delivered."""
+        seq = self.last_seq + 1
+        self._record(
+            self.OutboundMessageImported,
+            actor,
+            message_id=str(message_id),
+            seq=seq,
+            contact_id=self.contact_id,
+            provider_message_id=provider_message_id,
+            message_type=message_type,
+            body=body,
+            preview=preview,
+            attachments=attachments,
+            sent_at=sent_at,
+            author=author,
+        )
+        return seq
+
     def transfer(self, to_owner_id: str | None, reason: str | None, actor: str) -> bool:
         if to_owner_id == self.owner_id:
             return False
@@ -272,6 +320,16 @@ class Conversation(LedgerAggregate):
             return False
         self._record(self.ReadMarked, actor, user_id=user_id, seq=self.last_seq)
         return True
+
+    def request_assistance(self, request_id: UUID, topic: str, description: str, channel_id: str, actor: str) -> None:
+        self._record(
+            self.AssistanceRequested,
+            actor,
+            request_id=str(request_id),
+            topic=topic,
+            description=description,
+            channel_id=channel_id,
+        )
 
     def queue_outbound(
         self,

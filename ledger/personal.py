@@ -42,6 +42,7 @@ PERSONAL_FIELDS: dict[type, tuple[str, ...]] = {
     Conversation.Started: ("contact_address",),
     Conversation.InboundMessageReceived: ("body", "preview", "attachments", "sender"),
     Conversation.OutboundMessageQueued: ("to", "body", "preview", "attachments"),
+    Conversation.OutboundMessageImported: ("body", "preview", "attachments"),
     Contact.Created: ("address",),
     Contact.AddressAdded: ("address",),
     Contact.FieldExtracted: ("value",),

@@ -49,10 +49,12 @@ class Receipt(LedgerAggregate):
         conversation_id: UUID,
         contact_id: UUID,
         actor: str,
+        scope: str | None = None,
     ) -> "Receipt":
+        """scope: what the provider message id is unique in, when not the channel (a provider's name)."""
         return cls._create(
             cls.Claimed,
-            id=cls.id_for(company_id, channel_id, provider_message_id),
+            id=cls.id_for(company_id, scope or channel_id, provider_message_id),
             company_id=company_id,
             actor=actor,
             channel_id=channel_id,

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from uuid import UUID, uuid4
 
 from ledger.addresses import masked, normalize
+from ledger.assistance import AssistanceRequest
 from ledger.channels import WebhookRequest, channel_kinds
 from ledger.channels._payloads import preview
 from ledger.contacts import ERASED, Contact
@@ -23,6 +24,9 @@ from ledger.tenancy import Channel
 DISPATCHER = "policy:dispatcher"
 SENDERS = ("admin", "agent")
 PHONE_KINDS = ("sms", "twilio")
+# The streams whose sends the dispatcher makes, by the outbox's `source`: each keeps its sends' state in
+# `outbound` (by message id) and records attempts and outcomes through the same methods.
+SOURCES = {"conversation": Conversation, "assistance": AssistanceRequest}
 
 
 @dataclass(frozen=True)
@@ -175,12 +179,15 @@ class Sending:
 
     # -- the dispatcher's commands -------------------------------------------------------
 
-    def begin_attempt(self, conversation_id: UUID, message_id: str, policy: SendPolicy) -> NextStep:
+    def begin_attempt(
+        self, conversation_id: UUID, message_id: str, policy: SendPolicy, source: str = "conversation"
+    ) -> NextStep:
         """Records the next attempt before the provider is called, unless the message is done,
-        is waiting for its next attempt time, or has an attempt still presumed in flight."""
+        is waiting for its next attempt time, or has an attempt still presumed in flight.
+        conversation_id: the id of the stream that records the send (see SOURCES)."""
 
         def decide() -> NextStep:
-            conversation = self.find(Conversation, conversation_id)
+            conversation = self.find(SOURCES[source], conversation_id)
             message = conversation.outbound.get(message_id) if conversation is not None else None
             if message is None or message["settled"]:
                 return NextStep("done")
@@ -206,18 +213,26 @@ class Sending:
 
     def _erased_since_queued(self, conversation: Conversation, message: dict) -> bool:
         """Its body and address were sealed under a key an erasure has destroyed since: nothing to send."""
+        if not isinstance(conversation, Conversation):  # a stream with no contact
+            return False
         contact = self.find(Contact, UUID(conversation.contact_id))
         erased_at = contact.erased_at if contact is not None else None
         return erased_at is not None and message["queued_at"] is not None and message["queued_at"] <= erased_at
 
     def record_outcome(
-        self, conversation_id: UUID, message_id: str, attempt: int, answer: ProviderAnswer, policy: SendPolicy
+        self,
+        conversation_id: UUID,
+        message_id: str,
+        attempt: int,
+        answer: ProviderAnswer,
+        policy: SendPolicy,
+        source: str = "conversation",
     ) -> AttemptRecorded:
         """Records what the provider answered to an attempt: sent, failed for good, or failed
         with the time of the next attempt."""
 
         def record() -> AttemptRecorded:
-            conversation = self.find(Conversation, conversation_id)
+            conversation = self.find(SOURCES[source], conversation_id)
             message = conversation.outbound[message_id]
             if message["settled"] or (answer.outcome != "sent" and message["attempts"] != attempt):
                 # settled already, or a newer attempt owns the message
@@ -225,7 +240,7 @@ class Sending:
             receipt, next_at = None, None
             if answer.outcome == "sent":
                 conversation.mark_sent(message_id, attempt, answer.http_status, answer.provider_message_id, DISPATCHER)
-                if answer.provider_message_id:
+                if answer.provider_message_id and isinstance(conversation, Conversation):
                     receipt = OutboundReceipt.claim(
                         conversation.company_id,
                         conversation.channel_id,
@@ -236,12 +251,12 @@ class Sending:
                     )
             elif answer.outcome == "retry" and attempt < policy.max_attempts:
                 next_at = policy.next_attempt_at(datetime.now(UTC), attempt, answer.retry_after)
-                reason = masked(answer.reason or "retryable failure", conversation.contact_address)
+                reason = masked_for(conversation, answer.reason or "retryable failure")
                 conversation.fail_attempt(
                     message_id, attempt, answer.http_status, reason, next_at.isoformat(), DISPATCHER
                 )
             else:
-                reason = masked(failure_reason(answer, attempt), conversation.contact_address)
+                reason = masked_for(conversation, failure_reason(answer, attempt))
                 conversation.mark_failed(message_id, attempt, answer.http_status, reason, DISPATCHER)
             self.commit(conversation, receipt)
             return AttemptRecorded(message["status"], message["settled"], next_at)
@@ -320,6 +335,11 @@ def waiting_until(message: dict, policy: SendPolicy, now: datetime) -> datetime 
         not_before = datetime.fromisoformat(message["not_before"])
         return not_before if not_before > now else None
     return None
+
+
+def masked_for(stream, reason: str) -> str:
+    """A provider's reason with the stream's contact address masked (a stream without a contact has none)."""
+    return reason if stream.contact_address is None else masked(reason, stream.contact_address)
 
 
 def failure_reason(answer: ProviderAnswer, attempt: int) -> str:

@@ -39,6 +39,14 @@ class Company(LedgerAggregate):
         def apply(self, company: "Company") -> None:
             company.channel_ids.append(self.channel_id)
 
+    class RoutingRuleSet(LedgerAggregate.Event):
+        topic: str
+        channel_id: str
+        to: str | None = None  # None: the channel's own address
+
+        def apply(self, company: "Company") -> None:
+            company.routing[self.topic] = {"channel_id": self.channel_id, "to": self.to}
+
     def __init__(self, company_id: str, actor: str, name: str, admin_user_id: str, bot_user_id: str) -> None:
         self.company_id = company_id
         self.name = name
@@ -46,6 +54,7 @@ class Company(LedgerAggregate):
         self.bot_user_id = bot_user_id
         self.user_ids = [admin_user_id, bot_user_id]
         self.channel_ids: list[str] = []
+        self.routing: dict[str, dict] = {}  # topic -> {channel_id, to}: where assistance requests go
 
     @classmethod
     def create(cls, name: str, actor: str) -> "Company":
@@ -66,11 +75,21 @@ class Company(LedgerAggregate):
     def add_channel(self, channel_id: UUID, actor: str) -> None:
         self._record(self.ChannelAdded, actor, channel_id=str(channel_id))
 
+    def set_routing_rule(self, topic: str, channel_id: str, to: str | None, actor: str) -> None:
+        self._record(self.RoutingRuleSet, actor, topic=topic, channel_id=channel_id, to=to)
+
 
 class User(LedgerAggregate):
     class Created(LedgerAggregate.Created):
         name: str
         role: str
+        keys_tracked: bool = False  # False: created before KeyAdded existed, its first key is not listed
+
+    class KeyAdded(LedgerAggregate.Event):
+        key_id: str
+
+        def apply(self, user: "User") -> None:
+            user.key_ids.append(self.key_id)
 
     class AvailabilityChanged(LedgerAggregate.Event):
         available: bool
@@ -78,11 +97,16 @@ class User(LedgerAggregate):
         def apply(self, user: "User") -> None:
             user.available = self.available
 
-    def __init__(self, company_id: str, actor: str, name: str, role: Role) -> None:
+    def __init__(self, company_id: str, actor: str, name: str, role: Role, keys_tracked: bool = False) -> None:
         self.company_id = company_id
         self.name = name
         self.role = role
         self.available = False  # users start unavailable: handoffs go only to available ones
+        self.keys_tracked = keys_tracked
+        self.key_ids: list[str] = []  # the ApiKey ids issued to the user, revoked or not
+
+    def add_key(self, key_id: UUID, actor: str) -> None:
+        self._record(self.KeyAdded, actor, key_id=str(key_id))
 
     def set_availability(self, available: bool, actor: str) -> bool:
         if available == self.available:
@@ -92,7 +116,15 @@ class User(LedgerAggregate):
 
     @classmethod
     def create(cls, company_id: str, name: str, role: Role, actor: str, user_id: UUID | None = None) -> "User":
-        return cls._create(cls.Created, id=user_id or uuid4(), company_id=company_id, actor=actor, name=name, role=role)
+        return cls._create(
+            cls.Created,
+            id=user_id or uuid4(),
+            company_id=company_id,
+            actor=actor,
+            name=name,
+            role=role,
+            keys_tracked=True,
+        )
 
 
 class ApiKey(LedgerAggregate):

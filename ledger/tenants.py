@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 import orjson
+from eventsourcing.utils import get_topic
 
 from ledger.addresses import normalize
 from ledger.channels import channel_kinds
@@ -22,6 +23,7 @@ from ledger.tenancy import (
 )
 
 SYSTEM = "system"
+LEGACY_KEYS_PAGE = 1000
 # Kinds whose webhook secret the provider chooses (Twilio signs with the account's auth token).
 KINDS_WITH_PROVIDER_SECRET = ("twilio",)
 
@@ -57,6 +59,7 @@ class Tenants:
         admin = User.create(company.company_id, "Admin", "admin", SYSTEM, UUID(company.admin_user_id))
         bot = User.create(company.company_id, "AI assistant", "bot", SYSTEM, UUID(company.bot_user_id))
         key = ApiKey.issue(company.company_id, admin.id, hash_key(admin_key), SYSTEM)
+        admin.add_key(key.id, SYSTEM)
         position = self.commit(company, admin, bot, key)
         return CompanyCreated(company, admin_key, position)
 
@@ -72,6 +75,7 @@ class Tenants:
         api_key = new_api_key()
         user = User.create(principal.company_id, name, role, principal.actor)
         key = ApiKey.issue(principal.company_id, user.id, hash_key(api_key), principal.actor)
+        user.add_key(key.id, principal.actor)
         company.add_user(user.id, principal.actor)
         return user, api_key, self.commit(user, key, company)
 
@@ -79,6 +83,49 @@ class Tenants:
         principal.require("admin", "agent")
         company = self.get_owned(Company, UUID(principal.company_id), principal.company_id)
         return [self.get_owned(User, UUID(user_id), principal.company_id) for user_id in company.user_ids]
+
+    def issue_key(self, principal: Principal, user_id: UUID) -> tuple[str, int]:
+        """A new key for a user of the company (its other keys keep working), returned once."""
+        principal.require("admin")
+
+        def issue() -> tuple[str, int]:
+            user = self.get_owned(User, user_id, principal.company_id)
+            api_key = new_api_key()
+            key = ApiKey.issue(principal.company_id, user.id, hash_key(api_key), principal.actor)
+            user.add_key(key.id, principal.actor)
+            return api_key, self.commit(user, key)
+
+        return self.retry_on_conflict(issue)
+
+    def revoke_keys(self, principal: Principal, user_id: UUID) -> tuple[int, int]:
+        """Revokes every live key of the user, effective on the next request (keys are read from the log on
+        each one). The number revoked and the position (the log's head when none was live)."""
+        principal.require("admin")
+        if str(user_id) == principal.user_id:
+            raise Conflict("an admin cannot revoke their own keys (it could lock the company out); ask another admin")
+
+        def revoke() -> tuple[int, int]:
+            user = self.get_owned(User, user_id, principal.company_id)
+            keys = [self.find(ApiKey, UUID(key_id)) for key_id in self._key_ids_of(user)]
+            live = [key for key in keys if key is not None and not key.revoked]
+            for key in live:
+                key.revoke(principal.actor)
+            return len(live), self.commit(*live) if live else self.head_position()
+
+        return self.retry_on_conflict(revoke)
+
+    def _key_ids_of(self, user: User) -> list[str]:
+        """The user's keys; for a user created before users listed them, also those the log shows issued to it."""
+        if user.keys_tracked:
+            return user.key_ids
+        found, after = list(user.key_ids), 0
+        topics = [get_topic(ApiKey.KeyIssued)]
+        select = self.recorder.select_notifications
+        while page := select(after, LEGACY_KEYS_PAGE, topics=topics, inclusive_of_start=False):
+            issued = (self.mapper.to_domain_event(notification) for notification in page)
+            found += [str(event.originator_id) for event in issued if event.user_id == str(user.id)]
+            after = page[-1].id
+        return found
 
     def authenticate(self, api_key: str) -> Principal:
         key = self.find(ApiKey, ApiKey.id_for(hash_key(api_key)))

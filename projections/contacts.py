@@ -3,6 +3,7 @@
 The rules of which source's value shows (an address, an extraction, a person) are those of the
 Contact aggregate (ledger.contacts), applied here by the same functions to the row's provenance."""
 
+import re
 from collections.abc import Callable
 
 from psycopg import Connection
@@ -10,6 +11,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ledger.contacts import (
+    ERASED,
     FIELDS,
     Contact,
     apply_extraction,
@@ -19,6 +21,7 @@ from ledger.contacts import (
     fill_from_address,
 )
 from projections import Projection
+from projections.summaries import decode_cursor, encode_cursor
 
 PROJECTION = Projection(
     "contacts",
@@ -36,9 +39,17 @@ PROJECTION = Projection(
             updated_at timestamptz not null
         )""",
         "alter table contacts add column if not exists erased boolean not null default false",
+        "create index if not exists contacts_activity on contacts (company_id, updated_at desc, id desc)",
     ],
     tables=["contacts"],
 )
+
+COLUMNS = "id, addresses, name, email, phone, custom_fields, provenance, erased"
+PHONE_LIKE = re.compile(r"[\d\s+().-]+")
+MIN_PHONE_DIGITS = 3
+# The texts of a contact a search looks in: its fields and each of its addresses, but erased values.
+TEXTS = """(select text from (select name union all select email union all select phone
+            union all select jsonb_array_elements_text(addresses)) as texts(text) where text <> %s) as texts"""
 
 
 @PROJECTION.on(Contact.Created)
@@ -133,7 +144,39 @@ def values_of(provenance: dict) -> list:
 def get_contact(conn: Connection, company_id: str, contact_id: str) -> dict | None:
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(
-            """select id, addresses, name, email, phone, custom_fields, provenance, erased
-               from contacts where company_id = %s and id = %s""",
+            f"select {COLUMNS} from contacts where company_id = %s and id = %s",
             [company_id, contact_id],
         ).fetchone()
+
+
+def search_contacts(
+    conn: Connection, company_id: str, query: str | None, limit: int, cursor_token: str | None
+) -> tuple[list[dict], str | None]:
+    """The company's contacts whose name, email, phone or an address contains the query (ignoring case;
+    a phone-like query also matches by digits alone), most recently changed first. Erased values
+    ("[erased]") match nothing. The cursor is the (updated_at, id) of the last contact served."""
+    where, params = ["company_id = %s"], [company_id]
+    if query:
+        matches, params = ["text ilike %s"], [*params, ERASED, f"%{escape_like(query)}%"]
+        digits = re.sub(r"\D", "", query) if PHONE_LIKE.fullmatch(query) else ""
+        if len(digits) >= MIN_PHONE_DIGITS:  # "(804) 555" finds +18045550123
+            matches.append("regexp_replace(text, '\\D', '', 'g') like %s")
+            params.append(f"%{digits}%")
+        where.append(f"exists (select 1 from {TEXTS} where {' or '.join(matches)})")
+    if cursor_token:
+        updated_at, last_id = decode_cursor(cursor_token)
+        where.append("(updated_at, id) < (%s, %s)")
+        params += [updated_at, last_id]
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(
+            f"""select {COLUMNS}, updated_at from contacts where {" and ".join(where)}
+                order by updated_at desc, id desc limit %s""",
+            [*params, limit + 1],
+        ).fetchall()
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1]["updated_at"], str(page[-1]["id"])) if len(rows) > limit else None
+    return [{key: value for key, value in row.items() if key != "updated_at"} for row in page], next_cursor
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

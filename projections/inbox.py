@@ -98,7 +98,8 @@ def started(cursor, event: Conversation.Started, position: int) -> None:
            values (%s, %s, %s, 'open', '[]', 0, null, %s)""",
         [row["conversation_id"], row["company_id"], row["owner_id"], row["updated_at"]],
     )
-    assigned(cursor, event.company_id, event.owner_id, event.recorded_at)
+    if event.owner_id is not None:  # None: started unassigned (a conversation imported from a provider)
+        assigned(cursor, event.company_id, event.owner_id, event.recorded_at)
     announce(cursor, event, position, None, row)
 
 
@@ -114,6 +115,15 @@ def inbound_message_received(cursor, event: Conversation.InboundMessageReceived,
 def outbound_message_queued(cursor, event: Conversation.OutboundMessageQueued, position: int) -> None:
     def change(row: dict) -> None:
         if event.bot_intent is None:  # written by a person: the wait is over
+            row["pending_inbound"] = []
+
+    apply(cursor, event, position, change)
+
+
+@PROJECTION.on(Conversation.OutboundMessageImported)
+def outbound_message_imported(cursor, event: Conversation.OutboundMessageImported, position: int) -> None:
+    def change(row: dict) -> None:
+        if not (event.author or "").startswith("bot:"):  # a person answered in the provider's tool
             row["pending_inbound"] = []
 
     apply(cursor, event, position, change)

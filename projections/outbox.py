@@ -1,12 +1,15 @@
 """The outbox: one row per outbound message the dispatcher has still to settle, with the
 time it is due. The dispatcher claims due rows with FOR UPDATE SKIP LOCKED and a lease, so
-a waiting retry holds no worker. The rows are an index; the conversation stream decides."""
+a waiting retry holds no worker. The rows are an index; the stream that records the send decides:
+a conversation (`source` conversation; conversation_id is its id) or an assistance request (`source`
+assistance; conversation_id and message_id are both the request's id)."""
 
 from datetime import datetime
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from ledger.assistance import AssistanceRequest
 from ledger.contacts import ERASED, Contact
 from ledger.messaging import Conversation
 from projections import Projection
@@ -30,6 +33,7 @@ PROJECTION = Projection(
         )""",
         "create index if not exists outbox_due on outbox (due_at)",
         "alter table outbox add column if not exists contact_id uuid",
+        "alter table outbox add column if not exists source text not null default 'conversation'",
     ],
     tables=["outbox"],
 )
@@ -56,6 +60,40 @@ def queued(cursor, event: Conversation.OutboundMessageQueued, position: int) -> 
             event.recorded_at,
         ],
     )
+
+
+@PROJECTION.on(AssistanceRequest.Requested)
+def assistance_requested(cursor, event: AssistanceRequest.Requested, position: int) -> None:
+    cursor.execute(
+        """insert into outbox (message_id, conversation_id, company_id, channel_id, recipient, message_type, body,
+               attachments, queued_at, due_at, source)
+           values (%s, %s, %s, %s, %s, 'text', %s, '[]', %s, %s, 'assistance')
+           on conflict (message_id) do nothing""",
+        [
+            event.originator_id,
+            event.originator_id,
+            event.company_id,
+            event.channel_id,
+            event.to,
+            event.body,
+            event.recorded_at,
+            event.recorded_at,
+        ],
+    )
+
+
+@PROJECTION.on(AssistanceRequest.AttemptFailed)
+def assistance_attempt_failed(cursor, event: AssistanceRequest.AttemptFailed, position: int) -> None:
+    cursor.execute(
+        "update outbox set due_at = %s, lease_until = null where message_id = %s",
+        [event.next_attempt_at, event.originator_id],
+    )
+
+
+@PROJECTION.on(AssistanceRequest.Sent)
+@PROJECTION.on(AssistanceRequest.Failed)
+def assistance_settled(cursor, event, position: int) -> None:
+    cursor.execute("delete from outbox where message_id = %s", [event.originator_id])
 
 
 @PROJECTION.on(Contact.PersonalDataErased)
@@ -93,10 +131,11 @@ def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[dict]:
                    where due_at <= now() and (lease_until is null or lease_until < now())
                    order by due_at limit %s for update skip locked)
                returning message_id, conversation_id, channel_id, recipient, message_type, body, attachments,
-                         queued_at""",
+                         queued_at, source""",
             [lease_seconds, limit],
         ).fetchall()
     columns = ("message_id", "conversation_id", "channel_id", "to", "message_type", "body", "attachments", "queued_at")
+    columns += ("source",)
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 

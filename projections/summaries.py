@@ -33,20 +33,31 @@ PROJECTION = Projection(
         )""",
         """create index if not exists conversation_summaries_activity
             on conversation_summaries (company_id, updated_at desc, id desc)""",
+        "alter table conversation_summaries add column if not exists number integer",
+        # Conversations summarised before numbers existed are numbered in the order they started.
+        """update conversation_summaries summary set number = numbered.number
+           from (select id, row_number() over (partition by company_id order by created_at, id) as number
+                 from conversation_summaries where number is null) numbered
+           where summary.id = numbered.id""",
+        """create unique index if not exists conversation_summaries_number
+            on conversation_summaries (company_id, number)""",
     ],
     tables=["conversation_summaries"],
 )
-COLUMNS = """id, channel_id, contact_id, owner_id, status, participants, message_count, last_message_at,
+COLUMNS = """id, number, channel_id, contact_id, owner_id, status, participants, message_count, last_message_at,
              last_message_preview, created_at, updated_at"""
 FILTERS = ("owner_id", "channel_id", "contact_id", "status")
 
 
 @PROJECTION.on(Conversation.Started)
 def started(cursor, event: Conversation.Started, position: int) -> None:
+    """A new summary, numbered next in its company: batches apply the log in order, one at a time
+    (the projection's lock), so numbers follow the log and a rebuild gives the same ones."""
     cursor.execute(
-        """insert into conversation_summaries (id, company_id, channel_id, contact_id, owner_id, status,
+        """insert into conversation_summaries (id, number, company_id, channel_id, contact_id, owner_id, status,
                participants, created_at, updated_at)
-           values (%s, %s, %s, %s, %s, 'open', %s, %s, %s)""",
+           select %s, coalesce(max(number), 0) + 1, %s, %s, %s, %s, 'open', %s, %s, %s
+           from conversation_summaries where company_id = %s""",
         [
             event.originator_id,
             event.company_id,
@@ -56,12 +67,14 @@ def started(cursor, event: Conversation.Started, position: int) -> None:
             Jsonb([event.contact_address, event.channel_address]),
             event.recorded_at,
             event.recorded_at,
+            event.company_id,
         ],
     )
 
 
 @PROJECTION.on(Conversation.InboundMessageReceived)
 @PROJECTION.on(Conversation.OutboundMessageQueued)
+@PROJECTION.on(Conversation.OutboundMessageImported)
 def message_added(cursor, event, position: int) -> None:
     sender = getattr(event, "sender", None)  # the address, known again after an erasure
     cursor.execute(
@@ -109,6 +122,13 @@ def get_summary(conn: Connection, company_id: str, conversation_id: str) -> dict
         return cursor.execute(
             f"select {COLUMNS} from conversation_summaries where company_id = %s and id = %s",
             [company_id, conversation_id],
+        ).fetchone()
+
+
+def get_by_number(conn: Connection, company_id: str, number: int) -> dict | None:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(
+            f"select {COLUMNS} from conversation_summaries where company_id = %s and number = %s", [company_id, number]
         ).fetchone()
 
 

@@ -5,7 +5,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ledger.contacts import ERASED, Contact
-from ledger.conversation_state import new_message
+from ledger.conversation_state import IMPORTED_STATUS, new_message
 from ledger.delivery import folded
 from ledger.messaging import Conversation
 from projections import Projection
@@ -45,10 +45,11 @@ PROJECTION = Projection(
 
 @PROJECTION.on(Conversation.InboundMessageReceived)
 @PROJECTION.on(Conversation.OutboundMessageQueued)
+@PROJECTION.on(Conversation.OutboundMessageImported)
 def message_added(cursor, event, position: int) -> None:
     """The message as the conversation's state fold makes it (GET .../state replays the same rules)."""
     message = new_message(event)
-    history = [] if message["direction"] == "inbound" else [queued_at(event)]
+    history = [] if message["direction"] == "inbound" else [first_status(event)]
     cursor.execute(
         """insert into timeline_messages (conversation_id, seq, id, company_id, direction, author_id, contact_id,
                body, attachments, message_type, sent_at, recorded_at, status, provider_message_id, position,
@@ -85,7 +86,10 @@ def personal_data_erased(cursor, event: Contact.PersonalDataErased, position: in
     )
 
 
-def queued_at(event: Conversation.OutboundMessageQueued) -> dict:
+def first_status(event: Conversation.OutboundMessageQueued | Conversation.OutboundMessageImported) -> dict:
+    """Queued by the ledger, or sent by the provider that delivered an imported message."""
+    if isinstance(event, Conversation.OutboundMessageImported):
+        return {"status": IMPORTED_STATUS, "at": (event.sent_at or event.recorded_at.isoformat()), "source": "provider"}
     return {"status": "queued", "at": event.recorded_at.isoformat(), "source": "ledger"}
 
 

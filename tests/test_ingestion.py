@@ -123,7 +123,7 @@ def test_email_keeps_html_and_lowercases_addresses(client, work):
     body = response.json()
     timeline = read_conversation(client, tenant, body["conversation_id"], body["position"])
     assert timeline["messages"][0]["body"] == html
-    assert timeline["last_message_preview"] == "Hi there , my order is late"
+    assert timeline["last_message_preview"] == "Hi there, my order is late"  # natural text (html-text)
     assert timeline["participants"] == ["jane.doe@example.com", "support@acme.example"]
     contact = client.get(f"/v1/contacts/{body['contact_id']}", headers=tenant.auth).json()
     assert contact["email"] == "jane.doe@example.com"

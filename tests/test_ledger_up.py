@@ -216,16 +216,22 @@ def test_ledger_up_stops_everything_on_a_crash_loop(server_dir):
 
 
 def test_ledger_up_stops_at_once_when_a_child_dies_while_starting(server_dir, db_url, redis_url):
+    """The API's port is taken after `ledger up` checked it (once it wrote servers.json, before it migrates):
+    the API dies on start."""
     data_dir = server_dir / "data"
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, LEDGER_DATA_DIR=str(data_dir))
+    started = time.monotonic()
+    up = subprocess.Popen(
+        [LEDGER, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+        poll(lambda: (data_dir / "servers.json").exists() or up.poll() is not None, 30, "servers.json written")
+        taken.bind(("127.0.0.1", port))
         taken.listen()
-        port = taken.getsockname()[1]
-        env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, LEDGER_DATA_DIR=str(data_dir))
-        started = time.monotonic()
-        up = subprocess.run([LEDGER, "up", "--port", str(port)], env=env, capture_output=True, text=True, timeout=60)
+        _, stderr = up.communicate(timeout=60)
     assert up.returncode != 0
-    assert "api exited (exit code" in up.stderr and "while starting" in up.stderr, up.stderr[-2000:]
+    assert "api exited (exit code" in stderr and "while starting" in stderr, stderr[-2000:]
     assert time.monotonic() - started < 30
     assert processes_of(data_dir) == []
 

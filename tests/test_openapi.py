@@ -1,8 +1,11 @@
 """/openapi.json documents every answer, error, body and credential; schemathesis holds the live API to it."""
 
+import re
+
 import hypothesis
 import pytest
 import schemathesis
+from openapi_spec_validator import validate
 
 from tests.conftest import OPERATOR_TOKEN, make_settings
 from tests.support import create_channel, create_company, post_signed, sms_payload
@@ -70,7 +73,7 @@ def test_every_error_answer_is_the_error_model(document):
 
 
 BODYLESS = {"/v1/conversations/{conversation_id}/close", "/v1/conversations/{conversation_id}/reopen"}
-BODYLESS |= {"/v1/conversations/{conversation_id}/read"}
+BODYLESS |= {"/v1/conversations/{conversation_id}/read", "/v1/users/{user_id}/keys"}
 
 
 def test_routes_with_bodies_document_them_and_their_errors(document):
@@ -88,15 +91,16 @@ def test_webhooks_document_each_kind_of_payload_and_twiml(document):
     operation = document["paths"]["/v1/webhooks/{channel_id}"]["post"]
     content = operation["requestBody"]["content"]
     titles = {schema["title"] for schema in content["application/json"]["schema"]["anyOf"]}
-    assert titles == {"SmsPayload", "EmailPayload", "WhatsappPayload"}
+    assert titles == {"SmsPayload", "EmailPayload", "WhatsappPayload", "IntercomConversation", "NotificationEvent"}
     assert content["application/x-www-form-urlencoded"]["schema"]["title"] == "TwilioPayload"
+    assert content["multipart/form-data"]["schema"]["title"] == "SendgridInboundParse"
     for status in ("200", "201"):
         answers = operation["responses"][status]["content"]
         assert answers["application/json"]["schema"] == {"$ref": "#/components/schemas/WebhookAccepted"}
         assert "text/xml" in answers
     assert "invalid_signature" in operation["responses"]["401"]["description"]
     headers = {parameter["name"] for parameter in operation["parameters"] if parameter["in"] == "header"}
-    assert headers == {"X-Ledger-Signature", "X-Twilio-Signature"}
+    assert headers == {"X-Ledger-Signature", "X-Twilio-Signature", "X-Hub-Signature"}
 
 
 def test_bearer_auth_applies_to_every_authenticated_route(document):
@@ -138,8 +142,33 @@ def test_models_name_what_the_routes_answer(document):
         "position",
         "deduplicated",
     }
-    assert "number" not in schemas["SummaryOut"]["required"]
+    assert "number" in schemas["SummaryOut"]["required"]
     assert schemas["ConversationOut"]["properties"]["messages"]["items"] == {"$ref": "#/components/schemas/MessageOut"}
+
+
+def test_docs_and_redoc_load_every_asset_from_the_app(client):
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html.text)
+        assets += re.findall(r"""url:\s*['"]([^'"]+)['"]""", html.text)
+        assert assets, page
+        for asset in assets:
+            assert asset.startswith("/"), (page, asset)  # served by the app, not a CDN
+            loaded = client.get(asset)
+            assert loaded.status_code == 200 and loaded.content, (page, asset)
+        assert "cdn" not in html.text.lower() and "https://" not in html.text, page
+
+
+def test_the_openapi_document_validates_and_declares_bearer_auth(client):
+    document = client.get("/openapi.json").json()
+    validate(document)
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    keys = document["paths"]["/v1/users/{user_id}/keys"]
+    assert set(keys) == {"post", "delete"} and "201" in keys["post"]["responses"]
+    conflict = keys["delete"]["responses"]["409"]["content"]["application/json"]
+    assert conflict["example"]["error_code"] == "conflict"
+    assert "/v1/contacts" in document["paths"]
 
 
 @pytest.fixture

@@ -261,7 +261,7 @@ def test_the_preview_is_the_text_without_tags_scripts_and_styles():
         "<html><head><title>Receipt</title><style>p { color: red }</style></head>"
         "<body><script>alert(1)</script><p>Hello\n\n  <b>Ann</b>,</p><!-- note --><p>5 &lt; 6&nbsp;&amp; more</p>"
     )
-    assert html_to_text(html) == "Hello Ann , 5 < 6 & more"
+    assert html_to_text(html) == "Hello Ann, 5 < 6 & more"  # no space before the comma after </b>
     assert html_to_text("<p>broken</p><![foo[bar") == "broken"
     assert preview(html_to_text("<p>" + "word " * 100 + "</p>")) == ("word " * 28)[:139] + "…"
 

@@ -85,8 +85,8 @@ class Dispatcher:
     def dispatch(self, row: dict) -> None:
         """One due message: an attempt recorded, the provider called, the outcome recorded."""
         conversation_id, message_id = UUID(str(row["conversation_id"])), str(row["message_id"])
-        policy = self.config.policy
-        step = self.ledger.begin_attempt(conversation_id, message_id, policy)
+        policy, source = self.config.policy, row["source"]  # source: the kind of stream recording the send
+        step = self.ledger.begin_attempt(conversation_id, message_id, policy, source)
         if step.action == "done":
             self._settle(message_id)
             return
@@ -94,7 +94,7 @@ class Dispatcher:
             self._reschedule(message_id, step.not_before)
             return
         answer = self._call(row, step)
-        recorded = self._record(conversation_id, message_id, step.attempt, answer)
+        recorded = self._record(conversation_id, message_id, step.attempt, answer, source)
         # The outbox projection does the same from the events; doing it now frees the row at once.
         if recorded.settled:
             self._settle(message_id)
@@ -121,7 +121,7 @@ class Dispatcher:
             log.exception("the dispatcher failed before the provider answered message %s", row["message_id"])
             return ProviderAnswer("retry", None, reason=f"the dispatcher failed: {type(error).__name__}")
 
-    def _record(self, conversation_id: UUID, message_id: str, attempt: int, answer: ProviderAnswer):
+    def _record(self, conversation_id: UUID, message_id: str, attempt: int, answer: ProviderAnswer, source: str):
         """Records the outcome, trying again through a short outage: a lost outcome would cost
         the provider a second call."""
         retrying = Retrying(
@@ -130,7 +130,9 @@ class Dispatcher:
             stop=stop_after_delay(RECORD_OUTCOME_SECONDS),
             reraise=True,
         )
-        return retrying(self.ledger.record_outcome, conversation_id, message_id, attempt, answer, self.config.policy)
+        return retrying(
+            self.ledger.record_outcome, conversation_id, message_id, attempt, answer, self.config.policy, source
+        )
 
     def _delivery(self, row: dict) -> Delivery:
         channel_id = str(row["channel_id"])

@@ -51,7 +51,7 @@ def run(projector: Projector, redis: Redis, queue_name: str, sweep_interval: flo
     queue = Queue(queue_name, connection=redis)
     if burst:
         projector.catch_up_all()
-        SimpleWorker([queue], connection=redis).work(burst=True, logging_level="WARNING")
+        SimpleWorker([queue], connection=redis).work(burst=True, logging_level=None)  # the "rq" logger's level
         return
     stopping = threading.Event()
     crashed = threading.Event()
@@ -87,7 +87,8 @@ def _work_until_stopped(queue: Queue, retry_interval: float, stopping: threading
     while not stopping.is_set():
         try:
             worker = _StoppableWorker([queue], connection=queue.connection, stopping=stopping)
-            worker.work(with_scheduler=False, logging_level="WARNING")
+            # no level of its own: the "rq" logger's applies (WARNING, no line per job, unless --log-level debug)
+            worker.work(with_scheduler=False, logging_level=None)
         except (RedisConnectionError, RedisTimeoutError) as error:
             log.warning("Redis unreachable, the sweep keeps projections current: %s", error)
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,13 +1,13 @@
-"""A person's changes to a contact's fields."""
+"""Contacts: a search, a person's changes to a contact's fields, and erasure."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.dependencies import Caller, json_body, parse_id, runtime_of
+from api.dependencies import Caller, json_body, parse_id, projected_position, read_model, runtime_of
 from api.models import RequestBody
-from api.schemas import AUTHENTICATED, WITH_BODY, ContactOut, request_body
+from api.schemas import AUTHENTICATED, POSITIONED, WITH_BODY, ContactOut, request_body
 from ledger.contact_commands import (
     MAX_CUSTOM_FIELDS,
     MAX_CUSTOM_KEY_LENGTH,
@@ -16,8 +16,41 @@ from ledger.contact_commands import (
     MAX_PHONE_LENGTH,
 )
 from ledger.contacts import FIELDS, Contact
+from projections import contacts
 
 router = APIRouter(prefix="/v1", tags=["contacts"])
+
+
+class ContactPage(BaseModel):
+    items: list[ContactOut] = Field(description="most recently changed first")
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last")
+
+
+@router.get(
+    "/contacts",
+    response_model=ContactPage,
+    response_model_exclude_unset=True,
+    responses={**POSITIONED, **AUTHENTICATED},
+    description="The company's contacts (any member). `query` finds those whose name, email, phone or one of "
+    "whose addresses contains it, ignoring case; a phone-like query (`(804) 555`) also matches by digits. "
+    "Erased values match nothing.",
+)
+async def search_contacts(
+    request: Request,
+    response: Response,
+    caller: Caller,
+    query: str | None = Query(
+        default=None, min_length=1, max_length=320, pattern=r"^[^\x00]*$", examples=["alex", "(804) 555"]
+    ),
+    limit: int = Query(default=50, ge=1, le=200),
+    cursor: str | None = None,
+    min_position: int | None = Query(default=None, ge=0, description="wait (bounded) until the read model got here"),
+) -> dict:
+    runtime = runtime_of(request)
+    await projected_position(runtime, response, [contacts.PROJECTION.name], min_position)
+    items, next_cursor = await read_model(runtime, contacts.search_contacts, caller.company_id, query, limit, cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
 
 CustomKey = Annotated[str, Field(min_length=1, max_length=MAX_CUSTOM_KEY_LENGTH)]
 CustomValue = (

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1", tags=["reads"])
 READ_ANSWERS = {**POSITIONED, **AUTHENTICATED}
 MinPosition = Query(default=None, ge=0, description="wait (bounded) until the read model reached this log position")
 # Each read has response_model_exclude_unset: a field the specification names but the read model does
-# not hold yet (a summary's number, a contact's erased) is left out rather than answered as null.
+# not hold yet is left out rather than answered as null.
 
 
 @router.get(

@@ -1,9 +1,11 @@
 """Companies, users and channels."""
 
 from typing import Annotated, Literal
+from urllib.parse import urlencode
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.dependencies import Caller, json_body, operator, parse_id, runtime_of
 from api.models import RequestBody
@@ -96,6 +98,52 @@ def user_out(user) -> UserOut:
     return UserOut(id=user.id, name=user.name, role=user.role, available=user.available)
 
 
+USER_ID = "0b8e6f52-3c1e-4f0e-9d9a-6c1f2a7e5b10"  # in examples
+
+
+class KeyIssuedOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"user_id": USER_ID, "api_key": "lk_AbC…", "position": 42}]}
+    )
+
+    user_id: UUID
+    api_key: str = Field(description="the new key, returned once: only its hash is kept")
+    position: int
+
+
+class KeysRevokedOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"user_id": USER_ID, "revoked": 2, "position": 43}]})
+
+    user_id: UUID
+    revoked: int = Field(description="how many live keys were revoked (0: none was live, nothing appended)")
+    position: int = Field(description="the log position of the last revocation (of the log's head when none)")
+
+
+@router.post(
+    "/users/{user_id}/keys",
+    status_code=201,
+    responses=AUTHENTICATED,
+    description="A new key for the user (admin), returned once; the user's other keys keep working. A company's "
+    "bot user may be given one too, for integrations that act as the bot.",
+)
+def issue_key(user_id: str, request: Request, caller: Caller) -> KeyIssuedOut:
+    user_uuid = parse_id(user_id, "user")
+    api_key, position = runtime_of(request).ledger.issue_key(caller, user_uuid)
+    return KeyIssuedOut(user_id=user_uuid, api_key=api_key, position=position)
+
+
+@router.delete(
+    "/users/{user_id}/keys",
+    responses={**AUTHENTICATED, **errors(409)},
+    description="Revokes every key of the user (admin): the next request with one of them answers 401. An admin "
+    "cannot revoke their own keys (409): another admin can.",
+)
+def revoke_keys(user_id: str, request: Request, caller: Caller) -> KeysRevokedOut:
+    user_uuid = parse_id(user_id, "user")
+    revoked, position = runtime_of(request).ledger.revoke_keys(caller, user_uuid)
+    return KeysRevokedOut(user_id=user_uuid, revoked=revoked, position=position)
+
+
 class NewSecret(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{}, {"webhook_secret": "the-new-twilio-auth-token"}]})
 
@@ -114,7 +162,7 @@ def create_channel(request: Request, caller: Caller, body: Annotated[NewChannel,
     channel, secret, position = runtime_of(request).ledger.create_channel(
         caller, body.kind, body.address, body.name, body.webhook_secret, body.credentials
     )
-    return ChannelOut(**channel_info(request, channel).model_dump(), webhook_secret=secret, position=position)
+    return ChannelOut(**channel_info(request, channel, secret).model_dump(), webhook_secret=secret, position=position)
 
 
 @router.get("/channels", responses=AUTHENTICATED)
@@ -141,16 +189,20 @@ def rotate_secret(
     channel, secret, position = runtime_of(request).ledger.rotate_secret(
         caller, parse_id(channel_id, "channel"), body.webhook_secret
     )
-    return ChannelOut(**channel_info(request, channel).model_dump(), webhook_secret=secret, position=position)
+    return ChannelOut(**channel_info(request, channel, secret).model_dump(), webhook_secret=secret, position=position)
 
 
-def channel_info(request: Request, channel) -> ChannelInfoOut:
+def channel_info(request: Request, channel, secret: str | None = None) -> ChannelInfoOut:
+    """With the secret (only when it was just made) the URLs carry it when the kind authenticates by URL
+    (sendgrid's ?token=): the URLs to configure at the provider."""
     base_url = (runtime_of(request).settings.public_url or str(request.base_url)).rstrip("/")
+    parameter = getattr(channel_kinds().get(channel.kind), "secret_query_parameter", None)
+    query = f"?{urlencode({parameter: secret})}" if parameter and secret else ""
     return ChannelInfoOut(
         id=channel.id,
         kind=channel.kind,
         address=channel.address,
         name=channel.name,
-        webhook_url=f"{base_url}/v1/webhooks/{channel.id}",
-        status_url=f"{base_url}/v1/webhooks/{channel.id}/status",
+        webhook_url=f"{base_url}/v1/webhooks/{channel.id}{query}",
+        status_url=f"{base_url}/v1/webhooks/{channel.id}/status{query}",
     )

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ledger.addresses import AddressKind
 from ledger.plugins import module_attributes
@@ -25,15 +25,31 @@ class WebhookRequest:
 
 
 @dataclass(frozen=True)
+class Thread:
+    """A conversation the provider keys itself (an Intercom conversation): the ledger keys it by
+    (company, provider, conversation id) instead of by the contact's address on the channel."""
+
+    provider: str
+    conversation_id: str
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     provider_message_id: str
-    sender: str
+    sender: str  # the contact's address (for an outbound message of a thread, the contact it was written to)
     recipient: str | None  # None: the channel's own address
     body: str
     preview: str
     message_type: str = "text"
     attachments: list[str] = field(default_factory=list)
     sent_at: datetime | None = None
+    # A message of a provider-keyed conversation. Such messages come as a whole conversation, in order.
+    thread: Thread | None = None
+    sender_kind: AddressKind | None = None  # the sender's address kind, when not the channel kind's
+    # "outbound": written by an agent in the provider's own tool and already delivered by it: recorded, never sent.
+    direction: Literal["inbound", "outbound"] = "inbound"
+    author: str | None = None  # the provider's author of an outbound message ("admin:814860")
+    recipients: list[str] = field(default_factory=list)  # an email's other recipients: the channel may be one
 
 
 @dataclass(frozen=True)

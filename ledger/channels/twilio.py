@@ -13,11 +13,12 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.channels import Acknowledgement, InboundMessage, StatusReport, WebhookRequest
-from ledger.channels._payloads import preview, status_report, validate
+from ledger.channels._payloads import preview, refused, status_report, validate
 from ledger.delivery import STATUSES, canonical_status
-from ledger.errors import InvalidJson, InvalidSignature, UnsupportedMediaType, ValidationFailed
+from ledger.errors import InvalidJson, UnsupportedMediaType, ValidationFailed
 
 FORM = "application/x-www-form-urlencoded"
+HEADER = "X-Twilio-Signature"
 
 
 class TwilioPayload(BaseModel):
@@ -58,6 +59,13 @@ def compute_signature(auth_token: str, url: str, params: list[tuple[str, str]]) 
     return base64.b64encode(digest).decode()
 
 
+def well_formed(signature: str) -> bool:
+    try:
+        return len(base64.b64decode(signature, validate=True)) == hashlib.sha1().digest_size
+    except ValueError:  # binascii.Error: not base64
+        return False
+
+
 def url_variants(url: str) -> set[str]:
     """The URL without its port and with the scheme's default port, as Twilio signs either."""
     try:
@@ -76,12 +84,18 @@ class TwilioKind:
     acknowledgement = Acknowledgement(b'<?xml version="1.0" encoding="UTF-8"?><Response/>', "text/xml")
 
     def verify(self, secret: str, request: WebhookRequest) -> None:
-        given = request.headers.get("x-twilio-signature", "").encode()
+        given = request.headers.get("x-twilio-signature", "").strip()
+        if not given:
+            raise refused("missing", HEADER, "is missing", request)
+        if not well_formed(given):
+            raise refused("malformed", HEADER, "is malformed: expected the base64 of a 20-byte HMAC-SHA1", request)
         params = form_params(request)
         for url in url_variants(request.url):
-            if hmac.compare_digest(given, compute_signature(secret, url, params).encode()):
+            if hmac.compare_digest(given.encode(), compute_signature(secret, url, params).encode()):
                 return
-        raise InvalidSignature("missing or wrong X-Twilio-Signature")
+        raise refused(
+            "mismatched", HEADER, "does not match this URL and form signed with the channel's auth token", request
+        )
 
     def parse(self, request: WebhookRequest) -> list[InboundMessage]:
         form = dict(form_params(request))

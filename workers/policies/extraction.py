@@ -14,7 +14,7 @@ from ledger.messaging import Conversation
 from projections import Projection
 from projections.runner import Projector
 
-HTML_MESSAGE_TYPES = ("email",)  # bodies kept as the provider's HTML
+HTML_MESSAGE_TYPES = ("email", "intercom")  # bodies kept as the provider's HTML
 
 
 def build(ledger: Ledger, projector: Projector) -> Projection:
