@@ -4,7 +4,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
-from fastapi import Depends, Request, Response, Security
+from fastapi import Depends, Query, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -117,3 +117,23 @@ async def read_model(runtime: Runtime, query: Callable[..., T], *args: object) -
             return query(conn, *args)
 
     return await run_in_threadpool(run)
+
+
+MinPosition = Query(default=None, ge=0, description="wait (bounded) until the read model reached this log position")
+
+
+async def read_one(
+    runtime: Runtime,
+    response: Response,
+    names: list[str],
+    min_position: int | None,
+    what: str,
+    query: Callable[..., T | None],
+    *args: object,
+) -> T:
+    """One item of the named read models, once they reached min_position; NotFound when the query finds none."""
+    await projected_position(runtime, response, names, min_position)
+    found = await read_model(runtime, query, *args)
+    if found is None:
+        raise NotFound(f"no such {what}")
+    return found

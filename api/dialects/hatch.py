@@ -13,7 +13,7 @@ from psycopg import Connection
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.demo import DialectCaller
-from api.dependencies import json_body, projected_position, read_model, runtime_of
+from api.dependencies import MinPosition, json_body, projected_position, read_model, runtime_of
 from api.models import RequestBody
 from api.routes.sends import MAX_BODY_CHARACTERS, IdempotencyKey
 from api.schemas import AUTHENTICATED, POSITIONED, WITH_BODY, request_body
@@ -27,7 +27,6 @@ from projections import summaries, timeline
 router = APIRouter(tags=["hatch"])
 Url = Annotated[str, Field(pattern=r"^https?://", max_length=2000)]
 READ_ANSWERS = {**POSITIONED, **AUTHENTICATED}
-MinPosition = Query(default=None, ge=0, description="wait (bounded) until the read model reached this log position")
 
 
 # -- requests ---------------------------------------------------------------------------------------

@@ -14,17 +14,15 @@ from psycopg import Connection
 from pydantic import BaseModel, Field, RootModel
 
 from api.demo import DialectCaller
-from api.dependencies import json_body, parse_id, projected_position, read_model, runtime_of
+from api.dependencies import MinPosition, json_body, parse_id, projected_position, read_model, read_one, runtime_of
 from api.errors import OrjsonResponse
 from api.routes.webhooks import INTERCOM_CONVERSATION, INTERCOM_ENVELOPE
 from api.schemas import AUTHENTICATED, POSITIONED, WITH_BODY
-from ledger.errors import NotFound
 from projections import summaries, timeline
 
 router = APIRouter(tags=["kbms"])
 READ_ANSWERS = {**POSITIONED, **AUTHENTICATED}
 INTERCOM_BODY = {"anyOf": [INTERCOM_CONVERSATION, INTERCOM_ENVELOPE]}
-MinPosition = Query(default=None, ge=0, description="wait (bounded) until the read model reached this log position")
 
 
 class IntercomDocument(RootModel[dict[str, Any]]):
@@ -140,14 +138,18 @@ async def get_conversation(
     caller: DialectCaller,
     min_position: int | None = MinPosition,
 ) -> KbmsConversationDetail:
-    runtime = runtime_of(request)
-    conversation_uuid = str(parse_id(conversation_id, "conversation"))
     names = [summaries.PROJECTION.name, timeline.PROJECTION.name]
-    await projected_position(runtime, response, names, min_position)
-    found = await read_model(runtime, with_messages, caller.company_id, conversation_uuid)
-    if found is None:
-        raise NotFound("no such conversation")
-    summary, messages = found
+    conversation_uuid = str(parse_id(conversation_id, "conversation"))
+    summary, messages = await read_one(
+        runtime_of(request),
+        response,
+        names,
+        min_position,
+        "conversation",
+        with_messages,
+        caller.company_id,
+        conversation_uuid,
+    )
     return KbmsConversationDetail(
         **summary,
         messages=[KbmsMessage(**message, created_at=message["recorded_at"]) for message in messages],

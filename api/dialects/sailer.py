@@ -11,7 +11,7 @@ from psycopg import Connection
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from api.demo import DialectCaller, operator_or_demo, placeholder
-from api.dependencies import json_body, parse_id, projected_position, read_model, runtime_of
+from api.dependencies import MinPosition, json_body, parse_id, projected_position, read_model, read_one, runtime_of
 from api.models import RequestBody
 from api.routes.contacts import CustomKey, CustomValue
 from api.routes.sends import MAX_BODY_CHARACTERS, IdempotencyKey
@@ -24,7 +24,6 @@ from projections import summaries, timeline
 router = APIRouter(tags=["sailer"])
 Id = Annotated[str, Field(min_length=1, max_length=100, description="a ledger id (uuid)")]
 READ_ANSWERS = {**POSITIONED, **AUTHENTICATED}
-MinPosition = Query(default=None, ge=0, description="wait (bounded) until the read model reached this log position")
 
 
 # -- requests ---------------------------------------------------------------------------------------
@@ -307,13 +306,18 @@ async def get_conversation(
     caller: DialectCaller,
     min_position: int | None = MinPosition,
 ) -> SailerConversation:
-    runtime = runtime_of(request)
+    names = [summaries.PROJECTION.name, timeline.PROJECTION.name]
     conversation_uuid = str(parse_id(conversation_id, "conversation"))
-    await projected_position(runtime, response, [summaries.PROJECTION.name, timeline.PROJECTION.name], min_position)
-    found = await read_model(runtime, conversation_with_messages, caller.company_id, conversation_uuid)
-    if found is None:
-        raise NotFound("no such conversation")
-    summary, messages = found
+    summary, messages = await read_one(
+        runtime_of(request),
+        response,
+        names,
+        min_position,
+        "conversation",
+        conversation_with_messages,
+        caller.company_id,
+        conversation_uuid,
+    )
     return SailerConversation(
         **summary_out(caller.company_id, summary).model_dump(), messages=[message_out(m) for m in messages]
     )

@@ -3,10 +3,17 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ConfigDict, Field
 
-from api.dependencies import Caller, json_body, parse_id, projected_position, read_model, runtime_of
+from api.dependencies import (
+    Caller,
+    MinPosition,
+    json_body,
+    parse_id,
+    read_one,
+    runtime_of,
+)
 from api.models import RequestBody
 from api.routes.sends import IdempotencyKey
 from api.schemas import (
@@ -18,7 +25,6 @@ from api.schemas import (
     RoutingRuleOut,
     request_body,
 )
-from ledger.errors import NotFound
 from projections import assistance
 
 router = APIRouter(prefix="/v1", tags=["assistance"])
@@ -87,15 +93,19 @@ async def get_assistance_request(
     request: Request,
     response: Response,
     caller: Caller,
-    min_position: int | None = Query(default=None, ge=0, description="wait until the read model reached it"),
+    min_position: int | None = MinPosition,
 ) -> dict:
-    runtime = runtime_of(request)
     request_uuid = str(parse_id(request_id, "assistance request"))
-    await projected_position(runtime, response, [assistance.PROJECTION.name], min_position)
-    found = await read_model(runtime, assistance.get_request, caller.company_id, request_uuid)
-    if found is None:
-        raise NotFound("no such assistance request")
-    return found
+    return await read_one(
+        runtime_of(request),
+        response,
+        [assistance.PROJECTION.name],
+        min_position,
+        "assistance request",
+        assistance.get_request,
+        caller.company_id,
+        request_uuid,
+    )
 
 
 @router.put(

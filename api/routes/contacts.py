@@ -5,7 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.dependencies import Caller, json_body, parse_id, projected_position, read_model, runtime_of
+from api.dependencies import (
+    Caller,
+    MinPosition,
+    json_body,
+    parse_id,
+    projected_position,
+    read_model,
+    runtime_of,
+)
 from api.models import RequestBody
 from api.schemas import AUTHENTICATED, POSITIONED, WITH_BODY, ContactOut, request_body
 from ledger.contact_commands import (
@@ -44,7 +52,7 @@ async def search_contacts(
     ),
     limit: int = Query(default=50, ge=1, le=200),
     cursor: str | None = None,
-    min_position: int | None = Query(default=None, ge=0, description="wait (bounded) until the read model got here"),
+    min_position: int | None = MinPosition,
 ) -> dict:
     runtime = runtime_of(request)
     await projected_position(runtime, response, [contacts.PROJECTION.name], min_position)

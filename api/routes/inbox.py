@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse
 
-from api.dependencies import Caller, parse_id, projected_position, read_model, runtime_of
+from api.dependencies import Caller, MinPosition, parse_id, projected_position, read_model, runtime_of
 from api.inbox_stream import hub_of
 from api.runtime import Runtime
 from api.schemas import AUTHENTICATED, POSITIONED, InboxEventOut, InboxOut
@@ -32,7 +32,6 @@ def json_errors(answers: dict) -> dict:
     return documented
 
 
-MinPosition = Query(default=None, ge=0, description="wait (bounded) until the read model reached this log position")
 Limit = Query(default=200, ge=1, le=1000, description="at most this many items (open_count counts them all)")
 
 

@@ -6,14 +6,12 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 from psycopg import Connection
 
-from api.dependencies import Caller, parse_id, projected_position, read_model, runtime_of
+from api.dependencies import Caller, MinPosition, parse_id, projected_position, read_model, read_one, runtime_of
 from api.schemas import AUTHENTICATED, POSITIONED, ContactOut, ConversationOut, ConversationPage
-from ledger.errors import NotFound
 from projections import contacts, summaries, timeline
 
 router = APIRouter(prefix="/v1", tags=["reads"])
 READ_ANSWERS = {**POSITIONED, **AUTHENTICATED}
-MinPosition = Query(default=None, ge=0, description="wait (bounded) until the read model reached this log position")
 # Each read has response_model_exclude_unset: a field the specification names but the read model does
 # not hold yet is left out rather than answered as null.
 
@@ -53,14 +51,18 @@ async def get_conversation(
     caller: Caller,
     min_position: int | None = MinPosition,
 ) -> dict:
-    runtime = runtime_of(request)
-    conversation_uuid = str(parse_id(conversation_id, "conversation"))
     names = [summaries.PROJECTION.name, timeline.PROJECTION.name]
-    await projected_position(runtime, response, names, min_position)
-    conversation = await read_model(runtime, conversation_with_messages, caller.company_id, conversation_uuid)
-    if conversation is None:
-        raise NotFound("no such conversation")
-    return conversation
+    conversation_uuid = str(parse_id(conversation_id, "conversation"))
+    return await read_one(
+        runtime_of(request),
+        response,
+        names,
+        min_position,
+        "conversation",
+        conversation_with_messages,
+        caller.company_id,
+        conversation_uuid,
+    )
 
 
 def conversation_with_messages(conn: Connection, company_id: str, conversation_id: str) -> dict | None:
@@ -78,10 +80,14 @@ async def get_contact(
     caller: Caller,
     min_position: int | None = MinPosition,
 ) -> dict:
-    runtime = runtime_of(request)
     contact_uuid = str(parse_id(contact_id, "contact"))
-    await projected_position(runtime, response, [contacts.PROJECTION.name], min_position)
-    contact = await read_model(runtime, contacts.get_contact, caller.company_id, contact_uuid)
-    if contact is None:
-        raise NotFound("no such contact")
-    return contact
+    return await read_one(
+        runtime_of(request),
+        response,
+        [contacts.PROJECTION.name],
+        min_position,
+        "contact",
+        contacts.get_contact,
+        caller.company_id,
+        contact_uuid,
+    )

@@ -3,10 +3,17 @@
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import ConfigDict, Field, model_validator
 
-from api.dependencies import Caller, json_body, parse_id, projected_position, read_model, runtime_of
+from api.dependencies import (
+    Caller,
+    MinPosition,
+    json_body,
+    parse_id,
+    read_one,
+    runtime_of,
+)
 from api.models import RequestBody
 from api.routes.webhooks import SIGNATURES, raw_body, signed_url
 from api.schemas import (
@@ -23,7 +30,6 @@ from api.schemas import (
 from ledger.channels import WebhookRequest
 from ledger.channels._payloads import StatusPayload
 from ledger.channels.twilio import FORM, TwilioStatusPayload
-from ledger.errors import NotFound
 from ledger.sending import Queued
 from projections import timeline
 
@@ -137,15 +143,19 @@ async def get_message(
     request: Request,
     response: Response,
     caller: Caller,
-    min_position: int | None = Query(default=None, ge=0, description="wait until the read model reached it"),
+    min_position: int | None = MinPosition,
 ) -> dict:
-    runtime = runtime_of(request)
     message_uuid = str(parse_id(message_id, "message"))
-    await projected_position(runtime, response, [timeline.PROJECTION.name], min_position)
-    message = await read_model(runtime, timeline.get_message, caller.company_id, message_uuid)
-    if message is None:
-        raise NotFound("no such message")
-    return message
+    return await read_one(
+        runtime_of(request),
+        response,
+        [timeline.PROJECTION.name],
+        min_position,
+        "message",
+        timeline.get_message,
+        caller.company_id,
+        message_uuid,
+    )
 
 
 @router.post(
