@@ -14,7 +14,9 @@ batches commit in log order, so a reader that has seen position P never later fi
 below P.
 """
 
+from dataclasses import dataclass, field
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
 from psycopg import Connection
 from psycopg.rows import dict_row
@@ -77,6 +79,27 @@ STATE = ("owner_id", "status", "pending_inbound", "unread_count", "waiting_since
 COUNTS = ("unread_count", "waiting_since")
 
 
+@dataclass
+class Batch:
+    """What the handlers read, kept for the rest of a batch: each is read from its table at most once and
+    kept as it is then written. Only this projection writes these tables, one batch at a time (its lock),
+    so what is kept is what the tables hold; and a batch's statements go out pipelined without waiting on
+    a read an event."""
+
+    rows: dict[str, dict] = field(default_factory=dict)  # conversation id -> its inbox_conversations row
+    markers: dict[tuple[str, str], int] = field(default_factory=dict)  # (conversation, user) -> read seq
+    open_counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (company, owner key) -> open
+
+
+_batches: WeakKeyDictionary = WeakKeyDictionary()  # the projector's cursor -> its batch (a cursor a batch)
+
+
+def batch_of(cursor) -> Batch:
+    if (batch := _batches.get(cursor)) is None:
+        batch = _batches[cursor] = Batch()
+    return batch
+
+
 # -- the handlers ---------------------------------------------------------------------------
 
 
@@ -98,6 +121,7 @@ def started(cursor, event: Conversation.Started, position: int) -> None:
            values (%s, %s, %s, 'open', '[]', 0, null, %s)""",
         [row["conversation_id"], row["company_id"], row["owner_id"], row["updated_at"]],
     )
+    batch_of(cursor).rows[row["conversation_id"]] = row
     if event.owner_id is not None:  # None: started unassigned (a conversation imported from a provider)
         assigned(cursor, event.company_id, event.owner_id, event.recorded_at)
     announce(cursor, event, position, None, row)
@@ -137,6 +161,8 @@ def read_marked(cursor, event: Conversation.ReadMarked, position: int) -> None:
            set seq = greatest(inbox_read_markers.seq, excluded.seq)""",
         [event.originator_id, event.user_id, event.seq],
     )
+    key = (str(event.originator_id), event.user_id)
+    batch_of(cursor).markers[key] = max(event.seq, read_marker(cursor, *key))
     # Only the current owner's marker counts; another user's changes nobody's inbox.
     apply(cursor, event, position, lambda row: None, visible_only=True)
 
@@ -185,10 +211,14 @@ def apply(cursor, event, position: int, change, visible_only: bool = False) -> N
             event.originator_id,
         ],
     )
+    batch_of(cursor).rows[after["conversation_id"]] = after
     announce(cursor, event, position, before, after)
 
 
 def load(cursor, conversation_id) -> dict | None:
+    """The conversation's row: as this batch last wrote it, else from the table."""
+    if (kept := batch_of(cursor).rows.get(str(conversation_id))) is not None:
+        return kept
     row = cursor.execute(
         f"""select conversation_id::text, company_id::text, {", ".join(STATE)}
             from inbox_conversations where conversation_id = %s for update""",
@@ -207,13 +237,20 @@ def recompute(cursor, row: dict) -> None:
     pending = row["pending_inbound"]
     marker = 0
     if row["owner_id"] is not None and pending:
-        found = cursor.execute(
-            "select seq from inbox_read_markers where conversation_id = %s and user_id = %s",
-            [row["conversation_id"], row["owner_id"]],
-        ).fetchone()
-        marker = found[0] if found else 0
+        marker = read_marker(cursor, row["conversation_id"], row["owner_id"])
     row["unread_count"] = sum(1 for seq, _ in pending if seq > marker)
     row["waiting_since"] = datetime.fromisoformat(pending[0][1]) if pending else None
+
+
+def read_marker(cursor, conversation_id: str, user_id: str) -> int:
+    """The last message the user has read in the conversation (0: none)."""
+    markers, key = batch_of(cursor).markers, (conversation_id, user_id)
+    if key not in markers:
+        found = cursor.execute(
+            "select seq from inbox_read_markers where conversation_id = %s and user_id = %s", list(key)
+        ).fetchone()
+        markers[key] = found[0] if found else 0
+    return markers[key]
 
 
 def assigned(cursor, company_id: str, owner_id: str, at: datetime) -> None:
@@ -270,12 +307,19 @@ def owner_filter(owner_id: str | None, column: str = "owner_id") -> tuple[str, l
 
 def count_open(cursor, company_id: str, owner_id: str | None, delta: int) -> int:
     """Adds delta to the open conversations of the owner's inbox; their number after it."""
-    return cursor.execute(
+    counts, key = batch_of(cursor).open_counts, (company_id, owner_id or NIL)
+    if key not in counts:
+        found = cursor.execute(
+            "select open_count from inbox_counts where company_id = %s and owner_key = %s", list(key)
+        ).fetchone()
+        counts[key] = found[0] if found else 0
+    counts[key] += delta
+    cursor.execute(
         """insert into inbox_counts (company_id, owner_key, open_count) values (%s, %s, %s)
-           on conflict (company_id, owner_key) do update set open_count = inbox_counts.open_count + excluded.open_count
-           returning open_count""",
-        [company_id, owner_id or NIL, delta],
-    ).fetchone()[0]
+           on conflict (company_id, owner_key) do update set open_count = excluded.open_count""",
+        [*key, counts[key]],
+    )
+    return counts[key]
 
 
 # -- the queries ----------------------------------------------------------------------------
