@@ -21,6 +21,7 @@ from ledger.validation import reject_nul_characters
 PREVIEW_LENGTH = 140
 PREVIEW_SOURCE_CHARS = 64 * 1024
 PREVIEW_SOURCE_TAGS = 2048
+OVERLONG_TAG = re.compile(r"<[^<>]{2000,}>")  # matched in linear time: it cannot cross another "<"
 # libxml2's HTML parser, without its default depth limit of 256 (the tags are bounded by PREVIEW_SOURCE_TAGS).
 HTML_PARSER = lxml.html.HTMLParser(recover=True, encoding="utf-8", huge_tree=True)
 Payload = TypeVar("Payload", bound=BaseModel)
@@ -162,8 +163,9 @@ def preview_source(html: str) -> str:
 
     HTML parsers build a tree, and some of their steps grow faster than the input (Lexbor's scope
     checks walk the stack of open elements, so 200,000 nested <ul><li> took minutes): bounding the
-    tags bounds the depth and the work."""
-    prefix = html[:PREVIEW_SOURCE_CHARS]
+    tags bounds the depth and the work. A tag longer than any a reader's text needs is dropped:
+    libxml2 checks each attribute against the tag's others, so 16,000 attributes took over a second."""
+    prefix = OVERLONG_TAG.sub("", html[:PREVIEW_SOURCE_CHARS])
     position = -1
     for _ in range(PREVIEW_SOURCE_TAGS):
         position = prefix.find("<", position + 1)
