@@ -21,6 +21,7 @@ from ledger.credentials import constant_time_equal
 from ledger.errors import Unauthorized
 from ledger.tenancy import Company
 from ledger.tenants import Principal
+from mock_providers.inbound import RELAY_HEADER
 
 DEMO_FILE = "demo.json"
 DEMO_NAME = "Demo"
@@ -130,9 +131,11 @@ def from_loopback(request: Request) -> bool:
 
 
 def keyless_demo(request: Request) -> dict | None:
-    """demo.json when this request may act as the demo's admin without a key."""
+    """demo.json when this request may act as the demo's admin without a key: from the loopback interface,
+    and not relayed by the mock providers' POST /_inbound (which anyone who reaches the mock may call)."""
     demo = demo_of(request)
-    return demo if demo is not None and from_loopback(request) else None
+    relayed = RELAY_HEADER.lower() in request.headers
+    return demo if demo is not None and from_loopback(request) and not relayed else None
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]

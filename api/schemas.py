@@ -225,7 +225,9 @@ class ConversationOut(SummaryOut):
 class ConversationStateOut(ConversationOut):
     """The conversation as it was, replayed from the log."""
 
-    number: int | None = Field(default=None, description="not in the log: the summaries read model numbers it")
+    number: int | None = Field(
+        description="not in the log: given once by the summaries read model (null until it has seen the conversation)"
+    )
 
     version: int = Field(description="the last version of the conversation's stream included")
     at: datetime = Field(description="the time asked for or, given a version, the time that version was recorded")

@@ -89,6 +89,7 @@ class AssistanceRequest(LedgerAggregate):
     ) -> None:
         self.company_id = company_id
         self.topic = topic
+        self.description = description
         self.channel_id = channel_id
         self.conversation_id = conversation_id
         self.delivery: dict = {}
@@ -144,6 +145,7 @@ class AssistanceRequest(LedgerAggregate):
 class AssistanceQueued:
     request_id: str
     topic: str
+    description: str
     channel_id: str
     status: str
     position: int
@@ -264,4 +266,6 @@ def public_status(status: str) -> str:
 
 
 def queued_answer(request: AssistanceRequest, position: int, created: bool) -> AssistanceQueued:
-    return AssistanceQueued(str(request.id), request.topic, request.channel_id, request.status, position, created)
+    return AssistanceQueued(
+        str(request.id), request.topic, request.description, request.channel_id, request.status, position, created
+    )

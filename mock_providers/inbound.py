@@ -10,6 +10,8 @@ from twilio.request_validator import RequestValidator
 
 from mock_providers.models import InboundAnswer, InboundRequest
 
+RELAY_HEADER = "X-Ledger-Mock-Relay"  # on every request POST /_inbound relays
+
 
 def signed_json(payload: dict[str, Any], secret: str, header: str, digest: str) -> tuple[bytes, dict[str, str]]:
     raw = orjson.dumps(payload)
@@ -41,6 +43,7 @@ def signed_request(inbound: InboundRequest) -> tuple[bytes, dict[str, str]]:
 async def send_inbound(http: httpx.AsyncClient, inbound: InboundRequest) -> InboundAnswer:
     """Posts the signed webhook; raises httpx.HTTPError when the ledger cannot be reached."""
     content, headers = signed_request(inbound)
+    headers[RELAY_HEADER] = "1"  # the ledger's keyless demo access refuses what the mock relays
     response = await http.post(inbound.webhook_url, content=content, headers=headers)
     try:
         body = response.json()

@@ -10,6 +10,7 @@ import pytest
 from api.app import create_app
 from api.demo import demo_file, ensure_demo_company
 from api.embedded import free_port
+from mock_providers.inbound import RELAY_HEADER
 from tests.conftest import make_settings
 from tests.support import poll
 from tests.test_dialects import HATCH_EXAMPLES, check_hatch_examples, post_hatch_examples
@@ -50,11 +51,14 @@ def test_keyless_calls_only_from_loopback_and_only_on_dialect_routes(runtime, de
     app = create_app(runtime)
     path, payload = HATCH_EXAMPLES[3]
 
-    async def post_from(host: str) -> httpx.Response:
+    async def post_from(host: str, headers: dict | None = None) -> httpx.Response:
         transport = httpx.ASGITransport(app=app, client=(host, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as http:
-            return await http.post(path, json=payload)
+            return await http.post(path, json=payload, headers=headers)
 
+    # the mock providers' POST /_inbound relays from loopback whatever anyone who reaches the mock sends
+    relayed = asyncio.run(post_from("127.0.0.1", {RELAY_HEADER: "1"}))
+    assert relayed.status_code == 401 and relayed.json()["error_code"] == "unauthorized"
     refused = asyncio.run(post_from("203.0.113.7"))
     assert refused.status_code == 401 and refused.json()["error_code"] == "unauthorized"
     assert asyncio.run(post_from("10.0.0.1")).status_code == 401

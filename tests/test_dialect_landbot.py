@@ -37,3 +37,14 @@ def test_a_landbot_message_on_an_unrouted_topic_is_refused_and_appends_nothing(c
 def test_a_landbot_message_needs_a_key_outside_the_demo(client):
     refused = client.post("/messages/", json={"topic": "sales", "description": "Hello"})
     assert refused.status_code == 401 and refused.json()["error_code"] == "unauthorized"
+
+
+def test_a_landbot_message_repeated_with_its_idempotency_key_answers_the_first_request(client, db_url):
+    tenant = create_company(client)
+    slack_channel(client, tenant)
+    headers = {**tenant.auth, "Idempotency-Key": "visitor-42"}
+    first = client.post("/messages/", json={"topic": "sales", "description": "one"}, headers=headers)
+    again = client.post("/messages/", json={"topic": "sales", "description": "two"}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"] and again.json()["description"] == "one"
+    assert count_events(db_url, "AssistanceRequest.Requested") == 1

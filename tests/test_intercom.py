@@ -267,6 +267,30 @@ def test_a_redelivery_appends_only_the_new_part_then_an_exact_repeat_nothing(cli
     assert timeline["messages"][-1]["direction"] == "outbound"
 
 
+def test_a_part_delivered_twice_in_one_conversation_counts_once(client, db_url):
+    """A part repeated, or one with the conversation's own id, is one message, not a collision to retry."""
+    tenant = create_company(client)
+    channel = intercom_channel(client, tenant)
+    part = {
+        "type": "conversation_part",
+        "id": "7009",
+        "part_type": "comment",
+        "body": "<p>Again</p>",
+        "created_at": 1763805950,
+        "author": USER,
+    }
+    same_id_as_conversation = {**part, "id": CONVERSATION["id"], "body": "<p>Echo</p>"}
+    doubled = with_part(with_part(with_part(CONVERSATION, part), part), same_id_as_conversation)
+    answered = post_intercom(client, channel, doubled)
+    assert answered.status_code == 201, answered.text
+    appended = messages_appended(db_url)
+    plain = post_intercom(client, channel, with_part(CONVERSATION, part))
+    assert plain.status_code == 200 and plain.json()["deduplicated"] is True
+    other = create_company(client, "Other")
+    assert post_intercom(client, intercom_channel(client, other), with_part(CONVERSATION, part)).status_code == 201
+    assert messages_appended(db_url) == 2 * appended  # the doubled delivery appended what the plain one does
+
+
 def test_a_bad_hub_signature_is_refused_with_its_reason_and_appends_nothing(client, db_url):
     tenant = create_company(client)
     channel = intercom_channel(client, tenant)

@@ -99,7 +99,7 @@ def test_the_latest_state_equals_the_read_models(client, runtime):
     fields = ("id", "seq", "direction", "body", "status", "author_id", "provider_message_id")
     assert [[m[f] for f in fields] for m in replayed["messages"]] == [[m[f] for f in fields] for m in read["messages"]]
     assert [m["direction"] for m in replayed["messages"]] == ["inbound", "outbound"]
-    summary = ("id", "owner_id", "status", "message_count", "participants", "last_message_preview")
+    summary = ("id", "number", "owner_id", "status", "message_count", "participants", "last_message_preview")
     assert {f: replayed[f] for f in summary} == {f: read[f] for f in summary}
     assert replayed["status"] == "closed"
     for f in ("created_at", "updated_at", "last_message_at"):

@@ -5,7 +5,7 @@ its slack channel, pricing to its email channel) and sent by the dispatcher with
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.demo import DialectCaller
@@ -39,21 +39,27 @@ class LandbotMessageOut(BaseModel):
     "/messages/",
     status_code=201,
     response_model=LandbotMessageOut,
-    responses={**AUTHENTICATED, **WITH_BODY},
+    responses={
+        200: {"model": LandbotMessageOut, "description": "the Idempotency-Key was used before"},
+        **AUTHENTICATED,
+        **WITH_BODY,
+    },
     openapi_extra=request_body({"application/json": [LandbotMessage]}),
     description="An assistance request routed by topic; the same Idempotency-Key answers the same request.",
 )
 def post_message(
     request: Request,
+    response: Response,
     caller: DialectCaller,
     body: Annotated[LandbotMessage, json_body(LandbotMessage)],
     idempotency_key: IdempotencyKey = None,
 ) -> LandbotMessageOut:
     queued = runtime_of(request).ledger.request_assistance(caller, body.topic, body.description, None, idempotency_key)
+    response.status_code = 201 if queued.created else 200  # the same Idempotency-Key: the request made before
     return LandbotMessageOut(
         id=queued.request_id,
         topic=queued.topic,
-        description=body.description,
+        description=queued.description,
         channel_id=queued.channel_id,
         status=queued.status,
         position=queued.position,

@@ -8,9 +8,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.dependencies import Caller, parse_id, runtime_of
+from api.runtime import Runtime
 from api.schemas import AUTHENTICATED, ConversationStateOut, HistoryEventOut, HistoryOut, errors
 from ledger.auditing import History
 from ledger.validation import UtcDatetime
+from projections import summaries
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 JSONL = "application/jsonl"
@@ -52,7 +54,16 @@ def state(
     at: Annotated[UtcDatetime | None, Query(description="ISO 8601; the state after what was recorded by then")] = None,
     version: int | None = Query(default=None, ge=1, description="the state after this version of the stream"),
 ) -> dict:
-    return runtime_of(request).ledger.state(caller, parse_id(conversation_id, "conversation"), at, version)
+    runtime, conversation_uuid = runtime_of(request), parse_id(conversation_id, "conversation")
+    replayed = runtime.ledger.state(caller, conversation_uuid, at, version)
+    return {**replayed, "number": number_of(runtime, caller.company_id, str(conversation_uuid))}
+
+
+def number_of(runtime: Runtime, company_id: str, conversation_id: str) -> int | None:
+    """The conversation's number: not in the log, given once by the summaries read model (null until then)."""
+    with runtime.pool.connection() as conn:
+        summary = summaries.get_summary(conn, company_id, conversation_id)
+    return None if summary is None else summary["number"]
 
 
 def history_out(found: History) -> HistoryOut:

@@ -174,14 +174,19 @@ def conversation_messages(document: object) -> list[InboundMessage]:
 
 def messages_of(conversation: IntercomConversation) -> list[Authored]:
     """The opening message (keyed by the conversation's id, its time the conversation's), then each part
-    with a body or attachments that is not an internal note."""
+    with a body or attachments that is not an internal note; a part whose id came before is the same
+    message delivered twice, and counts once."""
     opening = conversation.conversation_message or conversation.source
     if opening is None:
         raise ValidationFailed.single("conversation_message", "missing", "conversation_message is required")
     body, attachments = opening.body or "", opening.attachments or []
     messages = [Authored(conversation.id, conversation.created_at, opening.author, body, attachments)]
     parts = (conversation.conversation_parts.conversation_parts or []) if conversation.conversation_parts else []
+    seen = {conversation.id}
     for index, part in enumerate(parts):
+        if part.id in seen:
+            continue
+        seen.add(part.id)
         if (part.body or part.attachments) and part.part_type not in SKIPPED_PART_TYPES:
             created_at = conversation.created_at if part.created_at is None else part.created_at
             author = part_author(part, index)
