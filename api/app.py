@@ -4,6 +4,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import inbox_stream
+from api.console import install_console
 from api.dialects import include_dialects
 from api.errors import OrjsonResponse, install_error_handlers
 from api.limits import BodyLimit
@@ -37,6 +38,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
     app.include_router(metrics_router)
     include_dialects(app)
+    install_console(app)
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=runtime.metrics)  # outermost: it sees 413s too
     return app

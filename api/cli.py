@@ -242,7 +242,7 @@ def command_up(args: argparse.Namespace) -> None:
         if wait_until_answering(f"{url}/health", supervisor, stopping) and mock_providers_answer(
             mock_url, supervisor, stopping
         ):
-            print(f"ledger is up: {url}  (docs: {url}/docs)", flush=True)
+            print(f"ledger is up: {url}  (console: {url}/console, docs: {url}/docs)", flush=True)
             print(f"operator token: {env['LEDGER_ADMIN_TOKEN']}", flush=True)
         while not stopping.wait(SUPERVISE_EVERY_SECONDS):
             supervisor.keep_running()
