@@ -329,8 +329,11 @@ def test_sailer_flow(client, work, sailer, db_url):
     replied = client.post(f"/conversations/{conversation_id}/messages", json=reply, headers=headers)
     assert replied.status_code == 201, replied.text
     assert replied.json() == {**replied.json(), "author_id": agent["id"], "status": "queued", "text": "On it!"}
-    repeated = client.post(f"/conversations/{conversation_id}/messages", json=reply, headers=headers)
+    work()
+    changed = {**reply, "text": "Changed my mind"}
+    repeated = client.post(f"/conversations/{conversation_id}/messages", json=changed, headers=headers)
     assert repeated.status_code == 200 and repeated.json()["id"] == replied.json()["id"]
+    assert repeated.json()["text"] == "On it!"  # the reply as it was queued
 
     moved = client.post(
         f"/conversations/{conversation_id}/transfer", json={"new_owner_id": agent["id"]}, headers=tenant.auth
@@ -449,3 +452,32 @@ def test_each_dialect_has_its_own_tag(client):
     assert {"id", "company_id", "channel_id", "contact_id", "owner_id", "status", "messages"} <= set(
         schemas["SailerConversation"]["properties"]
     )
+
+
+def test_a_hatch_send_repeated_with_its_idempotency_key_answers_the_message_as_queued(client, work, db_url):
+    tenant, _ = hatch_company(client)
+    headers = {**tenant.auth, "Idempotency-Key": "retry-1"}
+    first = {"from": HATCH_SMS, "to": "+18045550001", "type": "sms", "body": "first body", "attachments": None}
+    second = {
+        **first,
+        "to": "+18045550002",
+        "type": "mms",
+        "body": "second body",
+        "attachments": ["https://example.com/a.jpg"],
+    }
+    queued = client.post("/api/messages/sms", json=first, headers=headers)
+    assert queued.status_code == 201, queued.text
+    work()
+    replayed = client.post("/api/messages/sms", json=second, headers=headers)
+    assert replayed.status_code == 200, replayed.text
+    answer = replayed.json()
+    assert answer["id"] == queued.json()["id"] and answer["deduplicated"] is True
+    assert (answer["to"], answer["body"], answer["type"], answer["attachments"]) == (
+        "+18045550001",
+        "first body",
+        "sms",
+        [],
+    )
+    with psycopg.connect(db_url) as conn:
+        queued_events = "select count(*) from ledger_events where topic like '%OutboundMessageQueued'"
+        assert conn.execute(queued_events).fetchone()[0] == 1

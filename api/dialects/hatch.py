@@ -14,13 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.demo import DialectCaller
 from api.dependencies import MinPosition, json_body, projected_position, read_model, runtime_of
+from api.dialects.replays import stored_message
 from api.models import RequestBody
 from api.routes.sends import MAX_BODY_CHARACTERS, IdempotencyKey
+from api.runtime import Runtime
 from api.schemas import AUTHENTICATED, POSITIONED, WITH_BODY, request_body
 from ledger.channels.email import EmailPayload
 from ledger.channels.sms import SmsPayload
 from ledger.dialect_commands import Received, SentFrom
 from ledger.errors import NotFound
+from ledger.tenants import Principal
 from ledger.validation import UtcDatetime
 from projections import summaries, timeline
 
@@ -169,9 +172,15 @@ def received_out(received: Received, type_: str, response: Response) -> HatchMes
     )
 
 
-def queued_out(result: SentFrom, type_: str, body: HatchOutbound, response: Response) -> HatchMessageWritten:
+def queued_out(
+    runtime: Runtime, caller: Principal, result: SentFrom, type_: str, body: HatchOutbound, response: Response
+) -> HatchMessageWritten:
     queued = result.queued
     response.status_code = 201 if queued.created else 200
+    if not queued.created:  # the Idempotency-Key's message, as it was queued (this body may differ)
+        summary, message = stored_message(runtime, caller.company_id, queued.conversation_id, queued.message_id)
+        stored = message_out(summary, message).model_dump(by_alias=False)
+        return HatchMessageWritten(**stored, position=queued.position, deduplicated=True)
     return HatchMessageWritten(
         id=queued.message_id,
         conversation_id=queued.conversation_id,
@@ -212,7 +221,7 @@ def send_sms(
         caller, "sms", body.sender, body.to, body.body, body.attachments or [], body.type, idempotency_key
     )
     runtime.metrics.send_queued("address", result.queued.created)
-    return queued_out(result, body.type, body, response)
+    return queued_out(runtime, caller, result, body.type, body, response)
 
 
 @router.post(
@@ -235,7 +244,7 @@ def send_email(
         caller, "email", body.sender, body.to, body.body, body.attachments or [], None, idempotency_key
     )
     runtime.metrics.send_queued("address", result.queued.created)
-    return queued_out(result, "email", body, response)
+    return queued_out(runtime, caller, result, "email", body, response)
 
 
 # -- inbound ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from api.demo import DialectCaller, operator_or_demo, placeholder
 from api.dependencies import MinPosition, json_body, parse_id, projected_position, read_model, read_one, runtime_of
+from api.dialects.replays import stored_message
 from api.models import RequestBody
 from api.routes.contacts import CustomKey, CustomValue
 from api.routes.sends import MAX_BODY_CHARACTERS, IdempotencyKey
@@ -248,12 +249,17 @@ def reply(
     )
     runtime.metrics.send_queued("conversation", queued.created)
     response.status_code = 201 if queued.created else 200
+    if not queued.created:  # the Idempotency-Key's reply, as it was queued (this body may differ)
+        _, stored = stored_message(runtime, caller.company_id, queued.conversation_id, queued.message_id)
+        author_id, text = stored["author_id"], stored["body"]
+    else:
+        text = body.text
     return SailerReplyQueued(
         id=queued.message_id,
         conversation_id=queued.conversation_id,
         direction="outbound",
         author_id=author_id,
-        text=body.text,
+        text=text,
         status=queued.status,
         position=queued.position,
     )
