@@ -45,10 +45,14 @@ class Wakeup:
             target = self._requested
             return self._changed.wait_for(lambda: self._handled >= target or self._closed, timeout)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stops the sender, after the send under way (so Redis may be closed next)."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+            sender = self._sender
+        if sender is not None and sender is not threading.current_thread():
+            sender.join(timeout)
 
     def _send_forever(self) -> None:
         while True:
