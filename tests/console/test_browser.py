@@ -133,8 +133,11 @@ def test_an_auditor_sees_the_chain_verified_then_the_altered_event_highlighted(c
     conversation_id = written[0]["conversation_id"]
     project(runtime)
 
+    page.goto(f"{base}/console/login")
+    shoot(page, "login")
     sign_in(page, base, auditor.api_key)
     expect(page.get_by_role("heading", name="Audit")).to_be_visible()
+    shoot(page, "audit")
     page.locator(f"a[href='/console/audit/{conversation_id}']").click()
     expect(page.locator("#verdict")).to_contain_text("verified")
     expect(page.locator("#history tbody tr")).to_have_count(4)
