@@ -17,7 +17,7 @@ from api.demo import DialectCaller
 from api.dependencies import MinPosition, json_body, parse_id, projected_position, read_model, read_one, runtime_of
 from api.errors import OrjsonResponse
 from api.routes.webhooks import INTERCOM_CONVERSATION, INTERCOM_ENVELOPE
-from api.schemas import AUTHENTICATED, POSITIONED, WITH_BODY
+from api.schemas import AUTHENTICATED, POSITIONED, WITH_BODY, SummaryOut
 from projections import summaries, timeline
 
 router = APIRouter(tags=["kbms"])
@@ -51,19 +51,8 @@ class KbmsMessage(BaseModel):
     created_at: datetime
 
 
-class KbmsConversation(BaseModel):
-    id: UUID
-    number: int
-    channel_id: UUID
-    contact_id: UUID
-    owner_id: UUID | None
-    status: Literal["open", "closed"]
-    participants: list[str]
-    message_count: int
-    last_message_at: datetime | None
-    last_message_preview: str | None
-    created_at: datetime
-    updated_at: datetime
+class KbmsConversation(SummaryOut):
+    """A conversation as KBMS listed it: the ledger's summary (KBMS had no shape of its own for it)."""
 
 
 class KbmsConversationDetail(KbmsConversation):
