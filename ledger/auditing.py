@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import TopicError
+from eventsourcing.utils import TopicError, get_topic
 
 from ledger.conversation_state import conversation_state
 from ledger.errors import Conflict, NotFound, ValidationFailed
@@ -42,6 +42,7 @@ class History:
     broken_at: int | None
     reason: str | None
     company_id: str | None = None
+    first_topic: str | None = None  # what kind of stream: its first event's topic
 
 
 class Auditing:
@@ -50,8 +51,8 @@ class Auditing:
     def history(self, principal, conversation_id: UUID, actor: str | None = None) -> History:
         principal.require(*AUDITORS)
         found = self.read_history(conversation_id, actor)
-        if found.company_id != principal.company_id:
-            raise NotFound("no such conversation")
+        if found.company_id != principal.company_id or found.first_topic != get_topic(Conversation.Started):
+            raise NotFound("no such conversation")  # a channel's, a user's or a key's stream is not for auditors
         return found
 
     def state(self, principal, conversation_id: UUID, at: datetime | None, version: int | None) -> dict:
@@ -91,7 +92,14 @@ class Auditing:
         check = first_undecodable(check_chain(str(stream_id), (link for _, link in links), head), events)
         shown = [event for event in events if actor is None or event.actor == actor]
         return History(
-            str(stream_id), shown, check.head_hash, check.verified, check.broken_at, check.reason, companies.pop()
+            str(stream_id),
+            shown,
+            check.head_hash,
+            check.verified,
+            check.broken_at,
+            check.reason,
+            companies.pop(),
+            links[0][1].topic,
         )
 
     def _history_event(self, stream_id: UUID, position: int, link: StoredLink) -> HistoryEvent:

@@ -117,6 +117,12 @@ def test_history_is_for_admins_and_auditors_of_the_company(client):
     assert client.get(path, headers={"Authorization": f"Bearer {auditor['api_key']}"}).status_code == 200
     assert client.get(path, headers={"Authorization": f"Bearer {agent['api_key']}"}).status_code == 403
     assert client.get(path, headers=other.auth).status_code == 404
+    # only conversations: a channel's, a user's or a key's stream (sealed secrets, key hashes) is no history
+    channels = client.get("/v1/channels", headers=tenant.auth).json()["items"]
+    auditing = {"Authorization": f"Bearer {auditor['api_key']}"}
+    for stream_id in (channels[0]["id"], tenant.admin_user_id, tenant.company_id):
+        answer = client.get(f"/v1/conversations/{stream_id}/history", headers=auditing)
+        assert answer.status_code == 404 and answer.json()["error_code"] == "not_found", stream_id
 
 
 def test_an_altered_sealed_value_is_a_broken_event_and_the_state_says_so(client, settings, db_url):

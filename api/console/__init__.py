@@ -2,6 +2,7 @@
 ledger commands and read models as /v1, with a little plain JavaScript for live updates."""
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.console import admin, audit, conversation, pages
@@ -11,9 +12,15 @@ from api.console.views import HERE
 fallback = console_router()
 
 
-@fallback.get("/{rest:path}")
+# Every method, so a console path answers an HTML page whatever the method (FastAPI's default is JSON).
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@fallback.api_route("/{rest:path}", methods=METHODS)
 def not_found(request: Request, rest: str) -> Response:
-    return error_page(request, 404, "Not found", f"The console has no page {PATH}/{rest}.")
+    if not rest and request.method in ("GET", "HEAD"):  # /console/
+        return RedirectResponse(PATH, status_code=308)
+    return error_page(request, 404, "Not found", f"The console has no {request.method} {PATH}/{rest}.")
 
 
 def install_console(app: FastAPI) -> None:

@@ -32,9 +32,9 @@ def parse_at(at: str) -> datetime:
     """An ISO time; one without a zone (a datetime-local input's) is UTC."""
     try:
         parsed = datetime.fromisoformat(at)
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # OverflowError: a zone pushing the time past year 9999 in UTC
         raise ValidationFailed.single("at", "invalid_time", "at must be an ISO 8601 time") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def state_at(request: Request, current, conversation_uuid, version: int | None, at: str | None) -> dict:

@@ -25,12 +25,14 @@ PENDING = ("queued", "sending")
 MinPosition = Query(default=None, ge=0)
 
 
-def user_names(request: Request, current: Session) -> dict[str, str]:
-    """Ids to names, for who owns and who wrote; auditors may not list users and see ids."""
+def user_names(request: Request, current: Session) -> tuple[dict[str, str], list[str]]:
+    """Ids to names, for who owns and who wrote, and the ids a conversation can be transferred to (the
+    people who handle conversations: admins and agents); auditors may not list users and see ids."""
     if current.role not in HANDLERS:
-        return {}
+        return {}, []
     users = runtime_of(request).ledger.list_users(current.principal)
-    return {str(user.id): f"{user.name} ({user.role})" for user in users}
+    names = {str(user.id): f"{user.name} ({user.role})" for user in users}
+    return names, [str(user.id) for user in users if user.role in ("admin", "agent")]
 
 
 async def conversation_context(request: Request, current: Session, conversation_id: str, min_position) -> dict:
@@ -42,13 +44,14 @@ async def conversation_context(request: Request, current: Session, conversation_
     if conversation is None:
         raise NotFound("no such conversation")
     contact = await read_model(runtime, contacts.get_contact, company_id, str(conversation["contact_id"]))
-    names = await run_in_threadpool(user_names, request, current)
+    names, handlers = await run_in_threadpool(user_names, request, current)
     pending = any(m["direction"] == "outbound" and m["status"] in PENDING for m in conversation["messages"])
     return {
         "session": current,
         "conversation": conversation,
         "contact": contact,
         "names": names,
+        "transfer_to": [user_id for user_id in handlers if user_id != str(conversation["owner_id"] or "")],
         "pending": pending,
         "can_handle": current.role in HANDLERS,
         "can_audit": current.role in ("admin", "auditor"),
@@ -82,9 +85,9 @@ def reply(
     conversation_id: str,
     request: Request,
     current: Posted,
+    idempotency_key: Annotated[str, Form(min_length=1, max_length=200)],  # required: a double submit sends once
     body: Annotated[str, Form(max_length=MAX_BODY_CHARACTERS)] = "",
     attachments: Annotated[str, Form(max_length=25_000)] = "",
-    idempotency_key: Annotated[str, Form(min_length=1, max_length=200)] = "",
 ) -> Response:
     try:
         message = NewMessage(body=body, attachments=[line.strip() for line in attachments.splitlines() if line.strip()])
@@ -96,7 +99,7 @@ def reply(
         parse_id(conversation_id, "conversation"),
         message.body,
         message.attachments,
-        idempotency_key or None,
+        idempotency_key,
     )
     runtime.metrics.send_queued("conversation", queued.created)
     return back_to(queued.conversation_id, queued.position)

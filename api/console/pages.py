@@ -1,23 +1,25 @@
 """Sign-in, sign-out, and the inboxes: the caller's and the unassigned queue, each updated live."""
 
 from collections.abc import AsyncIterable
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Form, Header, Query, Request, Response
+from fastapi import Depends, Form, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from fastapi.sse import EventSourceResponse
 
 from api.console.session import (
+    COOKIE,
     PATH,
-    Posted,
+    Session,
     SignedIn,
     SignedOut,
     console_router,
     login_token,
     login_token_matches,
+    posted,
     session,
     set_login_token,
     set_session,
@@ -78,15 +80,35 @@ def login(
 
 
 @router.post("/logout")
-def logout(current: Posted) -> Response:
+def logout(request: Request, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+    with suppress(SignedOut):  # a revoked key's session: its cookie goes too
+        posted(request, csrf)
     response = RedirectResponse(f"{PATH}/login", status_code=303)
-    response.delete_cookie("ledger_console", path=PATH)
+    response.delete_cookie(COOKIE, path=PATH)
     return response
 
 
 def owner_of(current, queue: str) -> str | None:
     current.principal.require(*HANDLERS)
     return current.principal.user_id if queue == "inbox" else None
+
+
+def handling(current: SignedIn) -> Session:
+    """The session of someone who handles conversations, checked before an event stream's answer starts."""
+    current.principal.require(*HANDLERS)
+    return current
+
+
+Handling = Annotated[Session, Depends(handling)]
+
+
+async def still_signed_in(request: Request) -> bool:
+    """Whether the session's key is still valid: a revoked key ends its streams at the next event."""
+    try:
+        await run_in_threadpool(session, request)
+    except SignedOut:
+        return False
+    return True
 
 
 async def inbox_items(request: Request, current, queue: str, min_position: int | None) -> dict:
@@ -118,7 +140,7 @@ def inbox_route(queue: str) -> None:
     @router.get(f"/{queue}/stream", name=f"console_{queue}_stream", response_class=EventSourceResponse)
     async def stream(
         request: Request,
-        current: SignedIn,
+        current: Handling,
         last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
     ) -> AsyncIterable[InboxEventOut]:
         """The /v1/inbox/stream's events, authenticated by the console's cookie (EventSource sends no
@@ -138,6 +160,8 @@ def inbox_route(queue: str) -> None:
         )
         async with aclosing(events):
             async for event in events:
+                if not await still_signed_in(request):
+                    return
                 yield event
 
 

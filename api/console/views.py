@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import Request
@@ -63,10 +64,29 @@ def as_json(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
+def web_url(value: object) -> bool:
+    """Only an http(s) URL becomes a link: a stored javascript: or data: URL is shown as text."""
+    return isinstance(value, str) and urlsplit(value.strip()).scheme.lower() in ("http", "https")
+
+
+templates.env.tests["web_url"] = web_url
 templates.env.filters.update(
     as_time=as_time, iso=iso, waited=waited, status_icon=status_icon, short=short, as_json=as_json
 )
 
 
+# No inline script or style in the console: its one script and one stylesheet come from /console/static.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    # Back after sign-out shows nothing private, and a compose form is never reused with an old idempotency key.
+    "Cache-Control": "no-store",
+}
+
+
 def render(request: Request, name: str, context: dict, status_code: int = 200) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+    return templates.TemplateResponse(request, name, context, status_code=status_code, headers=HEADERS)

@@ -7,7 +7,7 @@ import re
 import psycopg
 from playwright.sync_api import expect
 
-from tests.console.conftest import PHONE
+from tests.console.conftest import DESKTOP, PHONE
 from tests.support import create_channel, create_company, post_signed, sms_payload
 from tests.test_inbox import create_user, ok, project
 
@@ -46,6 +46,8 @@ def test_an_agent_sees_a_conversation_arrive_live_replies_and_transfers_it(
     bob = create_user(client, tenant, name="Bob")  # not available: no handoff goes to him
     ok(client.put(f"/v1/users/{ann.admin_user_id}/availability", json={"available": True}, headers=tenant.auth))
 
+    refused = []  # the Content-Security-Policy's reports: the console needs no inline script or style
+    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else 0)
     sign_in(page, base, ann.api_key)
     expect(page.get_by_role("heading", name="Your inbox")).to_be_visible()
     expect(page.get_by_text("No open conversations.")).to_be_visible()
@@ -95,6 +97,7 @@ def test_an_agent_sees_a_conversation_arrive_live_replies_and_transfers_it(
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     page.goto(f"{base}/console/inbox")
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert refused == []
 
 
 def test_an_admin_sees_users_channels_the_unassigned_queue_and_projection_lag(client, runtime, page, shoot):
@@ -114,6 +117,9 @@ def test_an_admin_sees_users_channels_the_unassigned_queue_and_projection_lag(cl
     expect(page.locator("#projections")).to_contain_text("inbox")
     expect(page.get_by_role("link", name=re.compile(r"#\d+ \+18045551234"))).to_be_visible()
     shoot(page, "admin")
+    page.set_viewport_size(PHONE)  # the wide tables scroll inside their box, not the page
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.set_viewport_size(DESKTOP)
 
     # Ann made available from the admin page.
     page.get_by_role("button", name="Set available for Ann").click()
@@ -187,3 +193,13 @@ def test_the_read_only_pages_read_without_javascript(client, runtime, browser):
         expect(page.get_by_role("heading", name="Unassigned queue")).to_be_visible()
     finally:
         context.close()
+
+
+def test_an_open_inbox_goes_to_the_sign_in_page_once_its_key_is_revoked(client, runtime, page):
+    base = str(client.base_url).rstrip("/")
+    tenant = create_company(client)
+    ann = create_user(client, tenant, name="Ann")
+    sign_in(page, base, ann.api_key)
+    expect(page.locator("#live-status")).to_contain_text("Live")
+    ok(client.delete(f"/v1/users/{ann.admin_user_id}/keys", headers=tenant.auth))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible(timeout=20_000)

@@ -2,9 +2,10 @@
 from another origin, HTML errors for bad input, and nothing of it in the OpenAPI document."""
 
 import re
+import time
 
 from tests.support import create_channel, create_company, post_signed, sms_payload
-from tests.test_inbox import ok, project
+from tests.test_inbox import create_user, ok, project
 
 LOGIN_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -96,3 +97,97 @@ def test_the_console_is_not_in_the_openapi_document_and_ships_its_assets(client)
     assert client.get("/console/static/console.css").status_code == 200
     script = client.get("/console/static/console.js")
     assert script.status_code == 200 and "http" not in script.text.replace("text/html", "")  # nothing fetched elsewhere
+
+
+def test_only_web_urls_become_links_and_pages_carry_the_security_headers(client, runtime):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    attachments = ["javascript:alert(1)", "https://example.com/a.jpg"]
+    payload = sms_payload(channel, type="mms", attachments=attachments)
+    conversation_id = ok(post_signed(client, channel, payload))["conversation_id"]
+    project(runtime)
+    signed_in(client, tenant.api_key)
+    page = client.get(f"/console/conversations/{conversation_id}")
+    assert page.status_code == 200
+    assert '<a href="https://example.com/a.jpg"' in page.text
+    assert 'href="javascript:' not in page.text and "javascript:alert(1)" in page.text  # shown, as text
+    for path in (f"/console/conversations/{conversation_id}", "/console/login", "/console/nowhere"):
+        headers = client.get(path).headers
+        assert headers["content-security-policy"].startswith("default-src 'self'; script-src 'self'"), path
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["cache-control"] == "no-store", path
+
+
+def test_a_far_future_time_and_an_empty_idempotency_key_answer_422_pages(client, runtime):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    conversation_id = ok(post_signed(client, channel, sms_payload(channel)))["conversation_id"]
+    project(runtime)
+    csrf = signed_in(client, tenant.api_key)
+    for at in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "yesterday"):
+        answer = client.get(f"/console/audit/{conversation_id}", params={"at": at})
+        assert answer.status_code == 422, (at, answer.text)
+        assert answer.headers["content-type"].startswith("text/html")
+    assert client.get(f"/console/audit/{conversation_id}", params={"at": "9999-12-31T23:59:59Z"}).status_code == 200
+
+    head = runtime.ledger.head_position()
+    reply = f"/console/conversations/{conversation_id}/reply"
+    for data in ({"body": "Twice?", "idempotency_key": ""}, {"body": "Twice?"}, {"idempotency_key": "k-1"}):
+        refused = client.post(reply, data={"csrf": csrf, **data})
+        assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html"), data
+    assert runtime.ledger.head_position() == head  # nothing appended
+
+
+def test_every_method_gets_an_html_answer_and_the_trailing_slash_redirects(client):
+    tenant = create_company(client)
+    signed_in(client, tenant.api_key)
+    slash = client.get("/console/")
+    assert slash.status_code in (301, 307, 308) and slash.headers["location"] == "/console"
+    assert client.get("/console/", follow_redirects=True).url.path == "/console/inbox"
+    for method, path in (("POST", "/console/nowhere"), ("DELETE", "/console/inbox"), ("PUT", "/console/login")):
+        answer = client.request(method, path)
+        assert answer.status_code in (404, 405), (method, path)
+        assert answer.headers["content-type"].startswith("text/html"), (method, path, answer.text)
+
+
+def test_inbox_streams_refuse_auditors_and_end_when_the_key_is_revoked(client):
+    tenant = create_company(client)
+    auditor = create_user(client, tenant, role="auditor", name="Audrey")
+    agent = create_user(client, tenant, name="Ann")
+    signed_in(client, auditor.api_key)
+    for queue in ("inbox", "unassigned"):
+        refused = client.get(f"/console/{queue}/stream")
+        assert refused.status_code == 403 and refused.headers["content-type"].startswith("text/html"), queue
+
+    client.cookies.clear()
+    csrf = signed_in(client, agent.api_key)
+    with client.stream("GET", "/console/inbox/stream", timeout=10) as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(lines).startswith(":")  # the stream started
+        ok(client.delete(f"/v1/users/{agent.admin_user_id}/keys", headers=tenant.auth))
+        deadline = time.monotonic() + 10
+        for _ in lines:  # ends at the next heartbeat (0.5 s in these tests)
+            assert time.monotonic() < deadline, "the stream outlived its revoked key"
+    assert client.get("/console/inbox").headers["location"] == "/console/login"
+    out = client.post("/console/logout", data={"csrf": csrf})  # a revoked key's session: the cookie goes too
+    assert out.status_code == 303 and 'ledger_console=""' in out.headers["set-cookie"]
+
+
+def test_transfers_go_only_to_admins_and_agents_and_the_crumb_leads_home(client, runtime):
+    tenant = create_company(client)
+    channel = create_channel(client, tenant)
+    auditor = create_user(client, tenant, role="auditor", name="Audrey")
+    create_user(client, tenant, name="Ann")
+    conversation_id = ok(post_signed(client, channel, sms_payload(channel)))["conversation_id"]
+    project(runtime)
+    signed_in(client, tenant.api_key)
+    menu = re.search(
+        r'<select id="transfer-to".*?</select>', client.get(f"/console/conversations/{conversation_id}").text, re.S
+    )
+    assert "Ann (agent)" in menu.group(0) and "Audrey" not in menu.group(0) and "(bot)" not in menu.group(0)
+    client.cookies.clear()
+    signed_in(client, auditor.api_key)
+    page = client.get(f"/console/conversations/{conversation_id}").text
+    assert '<a href="/console/audit">← Audit</a>' in page and 'href="/console/inbox"' not in page

@@ -46,7 +46,14 @@ function followInbox(section) {
 
   const source = new EventSource(section.dataset.stream);
   source.onopen = () => { status.textContent = "Live: updates appear as they happen."; };
-  source.onerror = () => { status.textContent = "Connection lost, reconnecting…"; };
+  source.onerror = () => {
+    status.textContent = "Connection lost, reconnecting…";
+    // A closed stream was not resumed (a signed-out session's is redirected to the sign-in page):
+    // fetching the rows goes to the sign-in page when the session has ended.
+    if (source.readyState !== EventSource.CLOSED) return;
+    status.textContent = "Connection lost: reload the page to follow the inbox again.";
+    fetchInto(rows, section.dataset.rows);
+  };
   source.onmessage = (event) => {
     const position = Number(event.lastEventId) || 0;
     wanted = Math.max(wanted || 0, position);
