@@ -13,7 +13,7 @@ import orjson
 import pytest
 from twilio.request_validator import RequestValidator
 
-from api import cli
+from api import cli, up
 from api.embedded import free_port
 from api.supervisor import Child, CrashLoop
 from tests.mock_harness import ACCOUNT_SID, AUTH_TOKEN, twilio_client
@@ -121,8 +121,8 @@ def test_ledger_up_with_mock_providers_adds_the_child_and_the_unset_provider_url
     args = cli.parser().parse_args(["up", "--mock-providers", "--host", "127.0.0.2"])
     env = {"LEDGER_PROVIDER_URL_SLACK": "https://hooks.slack.com", "LEDGER_PROVIDER_URL_SMS": ""}
 
-    url = cli.point_providers_at_mock(args, env)
-    children = cli.children_of_up(args, env)
+    url = up.point_providers_at_mock(args, env)
+    children = up.children_of_up(args, env)
 
     assert url == "http://127.0.0.2:8123"
     assert env == {
@@ -136,21 +136,21 @@ def test_ledger_up_with_mock_providers_adds_the_child_and_the_unset_provider_url
     assert [child.name for child in children] == ["api", "worker 1", "dispatcher", "mock providers"]
     assert children[-1].command[-5:] == ["mock-providers", "--host", "127.0.0.2", "--port", "8123"]
     plain = cli.parser().parse_args(["up"])
-    assert cli.point_providers_at_mock(plain, {}) is None
-    assert [child.name for child in cli.children_of_up(plain, {})] == ["api", "worker 1", "dispatcher"]
+    assert up.point_providers_at_mock(plain, {}) is None
+    assert [child.name for child in up.children_of_up(plain, {})] == ["api", "worker 1", "dispatcher"]
 
 
 def test_wait_until_answering_returns_on_answer_stop_or_a_dying_child(mock):
     stopping = threading.Event()
     nobody = f"http://127.0.0.1:{free_port()}/"
     supervisor = argparse.Namespace(children=[])
-    assert cli.wait_until_answering(f"{mock.url}/_faults", supervisor, stopping) is True
+    assert up.wait_until_answering(f"{mock.url}/_faults", supervisor, stopping) is True
 
     threading.Timer(0.3, stopping.set).start()
-    assert cli.wait_until_answering(nobody, supervisor, stopping) is False
+    assert up.wait_until_answering(nobody, supervisor, stopping) is False
 
     dying = Child("api", [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ))
     dying.start()
     dying.process.wait(timeout=10)
     with pytest.raises(CrashLoop, match="api exited \\(exit code 3\\) while starting"):
-        cli.wait_until_answering(nobody, argparse.Namespace(children=[dying]), threading.Event())
+        up.wait_until_answering(nobody, argparse.Namespace(children=[dying]), threading.Event())
